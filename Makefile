@@ -1,0 +1,39 @@
+# Front door. `make demo` and `make test` install what is missing, configure, build and run.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+MESON_OPTS ?=
+
+.PHONY: all deps build demo test test-asan bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --werror $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs
+
+# Unit suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+$(ASAN_BUILD)/build.ninja: | deps
+	meson setup $(ASAN_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD) unit-tests
+	LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs --no-rebuild
+
+bench: build
+	$(BUILD)/bench/lm-bench fastpath
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

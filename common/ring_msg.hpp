@@ -1,0 +1,104 @@
+// Messages between the control lcore and the workers: the only types both sides share.
+// Every message is a fixed-size, trivially copyable struct carried by value in an rte_ring
+// created with rte_ring_create_elem, so nothing is allocated per message.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "common/types.hpp"
+
+struct rte_mbuf;
+
+namespace lm {
+
+// Hash key of the per-worker locator cache: tenant + family + address, 20 bytes, no padding.
+struct EidKey {
+    uint32_t tenant_family = 0;  // tenant << 8 | family (4 or 6)
+    uint8_t addr[16] = {};
+
+    static EidKey make(TenantId t, const IpAddr& a) {
+        EidKey k;
+        k.tenant_family = t << 8 | uint32_t(a.family);
+        std::memcpy(k.addr, a.b.data(), 16);
+        return k;
+    }
+    TenantId tenant() const { return tenant_family >> 8; }
+    Family family() const { return Family(tenant_family & 0xFF); }
+    IpAddr ip() const {
+        IpAddr a;
+        a.family = family();
+        std::memcpy(a.b.data(), addr, 16);
+        return a;
+    }
+    bool operator==(const EidKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
+};
+static_assert(sizeof(EidKey) == 20);
+
+// What a worker knows about one EID.
+struct MappingValue {
+    MoId mo_id = 0;
+    Epoch epoch = 0;
+    IpAddr locator;            // remote AR (unused when kLocal)
+    uint8_t flags = 0;
+    uint8_t port_index = 0;    // kLocal: access port the MO sits behind
+    MacAddr mac;               // kLocal: the MO's MAC
+    static constexpr uint8_t kLocal = 0x1;  // attached to this AR: deliver, do not encapsulate
+};
+
+enum class UpdateOp : uint8_t {
+    UpsertMapping = 1,     // key + mapping
+    DeleteMapping = 2,     // key
+    UpsertAttachment = 3,  // tenant + mo_id -> port_index + mac (decap delivery)
+    DeleteAttachment = 4,
+    SetNextHop = 5,        // family + mac of the core next hop (zero MAC = unresolved)
+};
+
+// Control lcore -> one worker. Idempotent: applying the same message twice is harmless,
+// so the control lcore may retry freely when a ring is full.
+struct UpdateMsg {
+    UpdateOp op{};
+    Family family = Family::V4;  // SetNextHop
+    uint8_t pad[2] = {};
+    TenantId tenant = 0;         // attachments
+    MoId mo_id = 0;              // attachments
+    MacAddr mac;                 // attachments, next hop
+    uint8_t port_index = 0;      // attachments
+    uint8_t pad2 = 0;
+    EidKey key;                  // mappings
+    MappingValue value;          // mappings
+};
+static_assert(std::is_trivially_copyable_v<UpdateMsg>);
+static_assert(sizeof(UpdateMsg) % 4 == 0, "rte_ring element size must be a multiple of 4");
+
+// Worker -> control lcore: a destination that missed the cache.
+struct MissMsg {
+    EidKey key;
+    uint32_t worker = 0;
+};
+static_assert(std::is_trivially_copyable_v<MissMsg>);
+static_assert(sizeof(MissMsg) % 4 == 0);
+
+enum class PuntReason : uint8_t {
+    Arp = 1,          // ARP not answered by the fast path (replies, gratuitous ARP, RARP)
+    Nd = 2,           // ND not answered by the fast path (NA, RS, DAD)
+    LocalIcmp = 3,    // ICMP/ICMPv6 addressed to the gateway or a locator (ping)
+    LmControl = 4,    // LM packet of a control type (refresh hint)
+};
+
+// Worker -> control lcore: a packet the fast path does not handle. The control lcore owns
+// the mbuf afterwards and must free or transmit it.
+struct PuntMsg {
+    rte_mbuf* mbuf = nullptr;
+    uint8_t port_index = 0;
+    PuntReason reason{};
+    uint8_t pad[6] = {};
+};
+static_assert(std::is_trivially_copyable_v<PuntMsg>);
+static_assert(sizeof(PuntMsg) % 4 == 0);
+
+// Control lcore -> worker 0: packets to transmit (ARP/ND requests and replies).
+// port_index is carried in mbuf->port.
+
+}  // namespace lm

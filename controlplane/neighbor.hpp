@@ -1,0 +1,42 @@
+// Resolution of the core next hop's MAC by ARP (IPv4) and Neighbour Solicitation (IPv6).
+// Builds request packets and recognises answers; the control lcore owns the timers.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "common/types.hpp"
+
+namespace lm {
+
+struct NeighborState {
+    bool configured = false;  // a next hop of this family exists
+    bool resolved = false;
+    bool static_mac = false;
+    IpAddr ip;
+    MacAddr mac;
+    uint64_t probes = 0;
+};
+
+struct Neighbor {
+    NeighborState st;
+    uint64_t next_probe_tsc = 0;
+};
+
+// ARP request "who has target? tell src" from (src_mac, src_ip). nullptr if the pool is empty.
+rte_mbuf* build_arp_request(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target);
+// Neighbour Solicitation for target to its solicited-node multicast address.
+rte_mbuf* build_neighbor_solicit(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target);
+
+// If m (Ethernet frame) is an ARP packet whose sender is `ip`, the sender's MAC.
+std::optional<MacAddr> arp_sender_mac(const rte_mbuf* m, const IpAddr& ip);
+// If m is a Neighbour Advertisement for target `ip`, the advertised (or source) MAC.
+std::optional<MacAddr> na_target_mac(const rte_mbuf* m, const IpAddr& ip);
+
+// Turn an ICMP/ICMPv6 echo request addressed to us into the reply, in place (Ethernet swapped,
+// source MAC = our_mac). False if m is not a valid echo request.
+bool make_echo_reply(rte_mbuf* m, const MacAddr& our_mac);
+
+}  // namespace lm

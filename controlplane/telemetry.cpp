@@ -1,0 +1,171 @@
+#include "controlplane/telemetry.hpp"
+
+#include <rte_telemetry.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fmt/format.h>
+
+namespace lm {
+
+namespace {
+
+std::atomic<const ControlPlane*> g_cp{nullptr};
+
+// Sum a counter over all workers.
+template <typename F>
+uint64_t sum(const ControlPlane& cp, F f) {
+    uint64_t s = 0;
+    for (auto& w : cp.workers()) s += f(*w.counters);
+    return s;
+}
+
+bool parse_index(const char* params, unsigned long& out) {
+    if (!params || !*params) return false;
+    char* end;
+    out = std::strtoul(params, &end, 10);
+    return *end == 0;
+}
+
+int cmd_info(const char*, const char*, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    auto& c = cp->config();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "name", c.name.c_str());
+    rte_tel_data_add_dict_string(d, "version", LM_VERSION);
+    rte_tel_data_add_dict_u64(d, "workers", cp->workers().size());
+    rte_tel_data_add_dict_u64(d, "udp_port", c.udp_port);
+    if (c.locator_v4) rte_tel_data_add_dict_string(d, "locator_v4", c.locator_v4->str().c_str());
+    if (c.locator_v6) rte_tel_data_add_dict_string(d, "locator_v6", c.locator_v6->str().c_str());
+    rte_tel_data_add_dict_u64(d, "ports", c.ports.size());
+    return 0;
+}
+
+int cmd_stats(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    unsigned long w = 0;
+    const bool one = parse_index(params, w);
+    if (one && w >= cp->workers().size()) return -1;
+    auto get = [&](auto f) { return one ? f(*cp->workers()[w].counters) : sum(*cp, f); };
+    rte_tel_data_start_dict(d);
+#define X(e, s) rte_tel_data_add_dict_u64(d, s, get([](const WorkerCounters& c) { return c.e.get(); }));
+    LM_PATH_COUNTERS(X)
+#undef X
+    uint64_t drops = 0;
+    for (size_t i = 0; i < size_t(Drop::Count); ++i)
+        if (Drop(i) != Drop::IcmpRateLimited) drops += get([i](const WorkerCounters& c) { return c.drops[i].get(); });
+    rte_tel_data_add_dict_u64(d, "dropped", drops);
+    if (!one) {
+        auto& cc = cp->counters();
+        rte_tel_data_add_dict_u64(d, "control_misses", cc.misses.get());
+        rte_tel_data_add_dict_u64(d, "control_misses_unresolved", cc.misses_unresolved.get());
+        rte_tel_data_add_dict_u64(d, "control_punts", cc.punts.get());
+        rte_tel_data_add_dict_u64(d, "control_punt_unhandled", cc.punt_unhandled.get());
+        rte_tel_data_add_dict_u64(d, "control_echo_replies", cc.echo_replies.get());
+        rte_tel_data_add_dict_u64(d, "control_updates_sent", cc.updates_sent.get());
+        rte_tel_data_add_dict_u64(d, "control_updates_retried", cc.updates_retried.get());
+        rte_tel_data_add_dict_u64(d, "control_update_backlog", cp->backlog());
+        rte_tel_data_add_dict_u64(d, "control_tx_ring_full", cc.tx_ring_full.get());
+        rte_tel_data_add_dict_u64(d, "control_neighbor_probes", cc.neighbor_probes.get());
+    }
+    return 0;
+}
+
+int cmd_drops(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    unsigned long w = 0;
+    const bool one = parse_index(params, w);
+    if (one && w >= cp->workers().size()) return -1;
+    rte_tel_data_start_dict(d);
+    for (size_t i = 0; i < size_t(Drop::Count); ++i) {
+        auto f = [i](const WorkerCounters& c) { return c.drops[i].get(); };
+        std::string name(kDropNames[i]);
+        rte_tel_data_add_dict_u64(d, name.c_str(), one ? f(*cp->workers()[w].counters) : sum(*cp, f));
+    }
+    return 0;
+}
+
+int cmd_port(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    auto& c = cp->config();
+    unsigned long p = 0;
+    if (!parse_index(params, p)) {  // no index: list the ports
+        rte_tel_data_start_dict(d);
+        for (size_t i = 0; i < c.ports.size(); ++i) rte_tel_data_add_dict_u64(d, c.ports[i].name.c_str(), i);
+        return 0;
+    }
+    if (p >= c.ports.size()) return -1;
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "name", c.ports[p].name.c_str());
+    rte_tel_data_add_dict_string(d, "device", c.ports[p].device.c_str());
+    rte_tel_data_add_dict_string(d, "role", c.ports[p].role == PortRole::Core ? "core" : "access");
+    rte_tel_data_add_dict_u64(d, "rx_packets", sum(*cp, [p](const WorkerCounters& w) { return w.ports[p].rx_packets.get(); }));
+    rte_tel_data_add_dict_u64(d, "rx_bytes", sum(*cp, [p](const WorkerCounters& w) { return w.ports[p].rx_bytes.get(); }));
+    rte_tel_data_add_dict_u64(d, "tx_packets", sum(*cp, [p](const WorkerCounters& w) { return w.ports[p].tx_packets.get(); }));
+    rte_tel_data_add_dict_u64(d, "tx_bytes", sum(*cp, [p](const WorkerCounters& w) { return w.ports[p].tx_bytes.get(); }));
+    return 0;
+}
+
+int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    unsigned long page = 0;
+    if (params && *params && !parse_index(params, page)) return -1;
+    size_t total = 0;
+    auto rows = cp->mappings_page(page * kTelemetryPageSize, kTelemetryPageSize, &total);
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "total", total);
+    rte_tel_data_add_dict_u64(d, "page", page);
+    rte_tel_data_add_dict_u64(d, "pages", (total + kTelemetryPageSize - 1) / kTelemetryPageSize);
+    rte_tel_data* arr = rte_tel_data_alloc();
+    if (!arr) return -1;
+    rte_tel_data_start_array(arr, RTE_TEL_STRING_VAL);
+    for (auto& r : rows) {
+        std::string s = r.value.flags & MappingValue::kLocal
+                            ? fmt::format("tenant {} {} mo {:#x} local port {} mac {}", r.key.tenant(), r.key.ip().str(),
+                                          r.value.mo_id, r.value.port_index, r.value.mac.str())
+                            : fmt::format("tenant {} {} mo {:#x} locator {} epoch {}", r.key.tenant(), r.key.ip().str(),
+                                          r.value.mo_id, r.value.locator.str(), r.value.epoch);
+        rte_tel_data_add_array_string(arr, s.c_str());
+    }
+    rte_tel_data_add_dict_container(d, "entries", arr, 0);
+    return 0;
+}
+
+int cmd_nexthop(const char*, const char*, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    rte_tel_data_start_dict(d);
+    for (auto f : {Family::V4, Family::V6}) {
+        auto st = cp->neighbor(f);
+        if (!st.configured) continue;
+        const char* k = f == Family::V4 ? "v4" : "v6";
+        std::string s = fmt::format("{} {} {}", st.ip.str(), st.resolved ? st.mac.str() : "unresolved",
+                                    st.static_mac ? "static" : fmt::format("probes {}", st.probes));
+        rte_tel_data_add_dict_string(d, k, s.c_str());
+    }
+    return 0;
+}
+
+}  // namespace
+
+void telemetry_register(const ControlPlane* cp) {
+    g_cp.store(cp);
+    static bool registered = false;  // commands cannot be unregistered in DPDK 22.11
+    if (registered) return;
+    registered = true;
+    rte_telemetry_register_cmd("/lm/info", cmd_info, "Router identity. No parameters");
+    rte_telemetry_register_cmd("/lm/stats", cmd_stats, "Path counters, all workers or one. Parameter: optional worker id");
+    rte_telemetry_register_cmd("/lm/drops", cmd_drops, "Drops per reason, all workers or one. Parameter: optional worker id");
+    rte_telemetry_register_cmd("/lm/port", cmd_port, "Port counters. Parameter: port index (none: list ports)");
+    rte_telemetry_register_cmd("/lm/mappings", cmd_mappings, "EID mappings pushed to workers, 64 per page. Parameter: page");
+    rte_telemetry_register_cmd("/lm/nexthop", cmd_nexthop, "Core next hop resolution state. No parameters");
+}
+
+void telemetry_unregister() { g_cp.store(nullptr); }
+
+}  // namespace lm

@@ -1,0 +1,680 @@
+#include "dataplane/packet_path.hpp"
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+#include <rte_ether.h>
+#include <rte_hash_crc.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/lm_wire.hpp"
+#include "dataplane/pkt_util.hpp"
+
+namespace lm {
+
+using namespace pkt;
+
+// Per-packet results of the first pass, consumed by the second (after the bulk lookup).
+struct PacketPath::Meta {
+    uint16_t l3 = 0;         // offset of the (outer) IP header
+    uint16_t l4 = 0;         // offset of the L4 header of that IP packet (0: none/unknown)
+    uint16_t inner = 0;      // core: offset of the inner IP packet
+    uint16_t len = 0;        // access: IP packet length; core: inner IP packet length
+    Family fam = Family::V4; // access: packet family; core: inner family
+    uint8_t proto = 0;       // access: L4 protocol (first header only)
+    uint8_t outer_ecn = 0;   // core: ECN bits of the outer header
+    bool first_frag = true;  // access: offset 0 (ports present)
+    EidKey key;              // access: destination EID
+    AttachKey akey{};        // core: (tenant, MO id)
+};
+
+// ---------------------------------------------------------------------------------------------
+
+void IcmpLimiter::init(uint32_t per_sec, uint64_t tsc_hz) {
+    max_ = per_sec ? std::max<uint64_t>(per_sec / 10, 1) : 0;  // burst of 100 ms worth
+    tokens_ = max_;
+    cycles_per_token_ = per_sec ? std::max<uint64_t>(tsc_hz / per_sec, 1) : 0;
+    last_ = 0;
+}
+
+bool IcmpLimiter::allow(uint64_t now) {
+    if (!max_) return false;
+    if (last_ == 0) last_ = now;
+    uint64_t earned = (now - last_) / cycles_per_token_;
+    if (earned) {
+        tokens_ = std::min(max_, tokens_ + earned);
+        last_ += earned * cycles_per_token_;
+    }
+    if (!tokens_) return false;
+    --tokens_;
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+PacketPath::PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& cache, AttachmentTable& attach,
+                       rte_mempool* pool, Rings rings, uint32_t worker_id)
+    : cfg_(cfg), ctr_(ctr), cache_(cache), attach_(attach), pool_(pool), rings_(rings), worker_id_(worker_id) {
+    icmp_limiter_.init(cfg.icmp_rate, rte_get_tsc_hz());
+}
+
+void PacketPath::apply(const UpdateMsg& u) {
+    switch (u.op) {
+        case UpdateOp::UpsertMapping:
+            if (!cache_.upsert(u.key, u.value)) ctr_.update_failed.add();
+            break;
+        case UpdateOp::DeleteMapping: cache_.erase(u.key); break;
+        case UpdateOp::UpsertAttachment:
+            if (!attach_.upsert(AttachKey::make(u.tenant, u.mo_id), Attachment{u.port_index, u.mac})) ctr_.update_failed.add();
+            break;
+        case UpdateOp::DeleteAttachment: attach_.erase(AttachKey::make(u.tenant, u.mo_id)); break;
+        case UpdateOp::SetNextHop: nh_mac_[u.family == Family::V6] = u.mac; break;
+    }
+    ctr_.updates_applied.add();
+}
+
+bool PacketPath::stage(uint8_t p, rte_mbuf* m) {
+    auto& t = tx_[p];
+    if (t.n >= t.pkts.size()) return false;
+    t.pkts[t.n++] = m;
+    return true;
+}
+
+void PacketPath::send(uint8_t out, rte_mbuf* m) {
+    if (!stage(out, m)) drop(m, Drop::TxFull);
+}
+
+void PacketPath::drop(rte_mbuf* m, Drop d) {
+    ctr_.drop(d);
+    rte_pktmbuf_free(m);
+}
+
+void PacketPath::punt(uint8_t in, rte_mbuf* m, PuntReason r) {
+    if (!rings_.punt) return drop(m, Drop::PuntRingFull);
+    PuntMsg msg{};
+    msg.mbuf = m;
+    msg.port_index = in;
+    msg.reason = r;
+    if (rte_ring_enqueue_elem(rings_.punt, &msg, sizeof msg) != 0) return drop(m, Drop::PuntRingFull);
+    ctr_.punted.add();
+}
+
+void PacketPath::write_l2(rte_mbuf* m, uint8_t out, const MacAddr& dst, const MacAddr& src, uint16_t ethertype) {
+    const DpPort& p = cfg_.ports[out];
+    // Callers stripped L2 with rte_pktmbuf_adj, which gives back at least 14 bytes of headroom;
+    // the VLAN case needs 4 more, which the default 128-byte headroom always has.
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, p.has_vlan ? 18 : 14));
+    std::memcpy(eth->dst_addr.addr_bytes, dst.b.data(), 6);
+    std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
+    if (p.has_vlan) {
+        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+        auto* vh = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
+        vh->vlan_tci = rte_cpu_to_be_16(p.vlan);
+        vh->eth_proto = rte_cpu_to_be_16(ethertype);
+    } else {
+        eth->ether_type = rte_cpu_to_be_16(ethertype);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The burst loop: first pass classifies and handles everything that needs no table, second
+// pass does one bulk lookup for the rest (l3fwd style) and finishes those packets.
+
+void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
+    const bool core = cfg_.ports[in].role == PortRole::Core;
+    auto& pc = ctr_.ports[in];
+    while (!pkts.empty()) {
+        const unsigned n = std::min<size_t>(pkts.size(), kBurst);
+        Meta md[kBurst];
+        uint8_t idx[kBurst];
+        unsigned nl = 0;
+        uint64_t bytes = 0;
+        for (unsigned i = 0; i < n; ++i) {
+            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+            rte_mbuf* m = pkts[i];
+            bytes += rte_pktmbuf_pkt_len(m);
+            bool need = false;
+            if (core) core_packet(in, m, md[i], need);
+            else access_packet(in, m, md[i], need);
+            if (need) idx[nl++] = uint8_t(i);
+        }
+        pc.rx_packets.add(n);
+        pc.rx_bytes.add(bytes);
+        if (nl) {
+            if (core) {
+                const AttachKey* keys[kBurst];
+                const Attachment* res[kBurst];
+                for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].akey;
+                attach_.lookup_bulk(keys, nl, res);
+                for (unsigned j = 0; j < nl; ++j) finish_core(pkts[idx[j]], md[idx[j]], res[j]);
+            } else {
+                const EidKey* keys[kBurst];
+                const MappingValue* res[kBurst];
+                for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].key;
+                cache_.lookup_bulk(keys, nl, res);
+                for (unsigned j = 0; j < nl; ++j)
+                    if (res[j]) rte_prefetch0(res[j]);
+                for (unsigned j = 0; j < nl; ++j) finish_access(in, pkts[idx[j]], md[idx[j]], res[j]);
+            }
+        }
+        pkts = pkts.subspan(n);
+    }
+}
+
+// L2: length, destination MAC, VLAN. Returns the L3 offset, or 0 after dropping the packet.
+static inline unsigned parse_l2(const DpPort& port, const MacAddr* gw, rte_mbuf* m, uint16_t& etype, Drop& why) {
+    if (m->data_len < RTE_ETHER_HDR_LEN) return why = Drop::TooShort, 0;
+    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    const uint8_t* d = eth->dst_addr.addr_bytes;
+    if (!(d[0] & 1) && std::memcmp(d, port.mac.b.data(), 6) != 0 && !(gw && std::memcmp(d, gw->b.data(), 6) == 0))
+        return why = Drop::L2NotForUs, 0;
+    etype = rte_be_to_cpu_16(eth->ether_type);
+    unsigned off = RTE_ETHER_HDR_LEN;
+    if (etype == RTE_ETHER_TYPE_VLAN) {
+        if (m->data_len < RTE_ETHER_HDR_LEN + 4) return why = Drop::TooShort, 0;
+        auto* vh = reinterpret_cast<const rte_vlan_hdr*>(eth + 1);
+        if (!port.has_vlan || (rte_be_to_cpu_16(vh->vlan_tci) & 0xFFF) != port.vlan) return why = Drop::VlanMismatch, 0;
+        etype = rte_be_to_cpu_16(vh->eth_proto);
+        off += 4;
+    } else if (port.has_vlan) {
+        return why = Drop::VlanMismatch, 0;
+    }
+    return off;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access side
+
+void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
+    const DpPort& port = cfg_.ports[in];
+    uint16_t etype;
+    Drop why;
+    unsigned l3 = parse_l2(port, &cfg_.gw_mac, m, etype, why);
+    if (!l3) return drop(m, why);
+    md.l3 = uint16_t(l3);
+
+    if (etype == RTE_ETHER_TYPE_ARP) {
+        if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
+        return;
+    }
+    if (etype == RTE_ETHER_TYPE_IPV4) {
+        uint16_t total;
+        unsigned ihl = check_ipv4(m, l3, total);
+        if (!ihl) return drop(m, Drop::BadIpHeader);
+        trim_to(m, l3 + total);
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
+        const uint8_t* s = reinterpret_cast<const uint8_t*>(&ip->src_addr);
+        if (s[0] >= 224) return drop(m, Drop::BadIpSource);
+        IpAddr dst = IpAddr::v4_from_be(ip->dst_addr);
+        md.fam = Family::V4;
+        md.len = total;
+        md.proto = ip->next_proto_id;
+        md.first_frag = (rte_be_to_cpu_16(ip->fragment_offset) & RTE_IPV4_HDR_OFFSET_MASK) == 0;
+        md.l4 = uint16_t(l3 + ihl);
+        if (cfg_.has_gw4 && dst == cfg_.gw4) {
+            if (ip->next_proto_id == IPPROTO_ICMP) return punt(in, m, PuntReason::LocalIcmp);
+            return drop(m, Drop::ToSelf);
+        }
+        if (dst.b[0] >= 224) return drop(m, Drop::Multicast);
+        if (ip->time_to_live <= 1) {
+            icmp_error(in, m, md, kIcmpTimeExceeded, 0, 0);
+            return drop(m, Drop::TtlExpired);
+        }
+        if (cfg_.mss_v4 && md.proto == IPPROTO_TCP && md.first_frag) clamp_mss(m, md);
+        if (!cfg_.is_mobile(port.tenant, dst)) return forward_native(in, m, md);
+        md.key = EidKey::make(port.tenant, dst);
+        need = true;
+        return;
+    }
+    if (etype == RTE_ETHER_TYPE_IPV6) {
+        if (!check_ipv6(m, l3)) return drop(m, Drop::BadIpHeader);
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
+        unsigned total = 40 + rte_be_to_cpu_16(ip->payload_len);
+        trim_to(m, l3 + total);
+        if (ip->src_addr[0] == 0xFF) return drop(m, Drop::BadIpSource);
+        IpAddr dst = IpAddr::v6_from(ip->dst_addr);
+        md.fam = Family::V6;
+        md.len = uint16_t(total);
+        md.proto = ip->proto;
+        md.l4 = uint16_t(l3 + 40);
+        // Neighbour discovery and anything for the gateway itself.
+        bool for_gw = cfg_.has_gw6 && dst == cfg_.gw6;
+        if (for_gw || ip->dst_addr[0] == 0xFF || (ip->dst_addr[0] == 0xFE && (ip->dst_addr[1] & 0xC0) == 0x80)) {
+            if (ip->proto == IPPROTO_ICMPV6) {
+                if (cfg_.has_gw6 && answer_ns(in, m, l3, cfg_.gw6)) return;
+                uint8_t type = icmp6_type(m, l3);
+                if (type >= 133 && type <= 137) return punt(in, m, PuntReason::Nd);
+                if (for_gw && type == 128) return punt(in, m, PuntReason::LocalIcmp);
+            }
+            return drop(m, for_gw ? Drop::ToSelf : Drop::Multicast);
+        }
+        if (ip->hop_limits <= 1) {
+            icmp_error(in, m, md, kIcmp6TimeExceeded, 0, 0);
+            return drop(m, Drop::TtlExpired);
+        }
+        if (cfg_.mss_v6 && md.proto == IPPROTO_TCP) clamp_mss(m, md);
+        if (!cfg_.is_mobile(port.tenant, dst)) return forward_native(in, m, md);
+        md.key = EidKey::make(port.tenant, dst);
+        need = true;
+        return;
+    }
+    drop(m, Drop::UnknownEthertype);
+}
+
+void PacketPath::finish_access(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue* v) {
+    if (!v) {
+        ctr_.cache_miss.add();
+        if (rings_.miss) {
+            MissMsg mm{md.key, worker_id_};
+            if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
+        }
+        return drop(m, Drop::CacheMiss);
+    }
+    ctr_.cache_hit.add();
+    if (v->flags & MappingValue::kLocal) {
+        decrement_ttl(m, md.l3, md.fam);
+        deliver_local(m, md, v->port_index, v->mac);
+        ctr_.local.add();
+        return;
+    }
+    encap(in, m, md, *v);
+}
+
+void PacketPath::deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst) {
+    rte_pktmbuf_adj(m, md.l3);
+    write_l2(m, out, dst, cfg_.gw_mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+    send(out, m);
+}
+
+void PacketPath::forward_native(uint8_t in, rte_mbuf* m, Meta& md) {
+    const DpPort& core = cfg_.ports[cfg_.core_index];
+    const MacAddr& nh = nh_mac_[md.fam == Family::V6];
+    if (nh.is_zero()) return drop(m, Drop::NextHopUnresolved);
+    if (md.len > core.mtu) {
+        if (md.fam == Family::V6 || ipv4_df(m, md.l3)) {
+            const bool v4 = md.fam == Family::V4;
+            icmp_error(in, m, md, v4 ? kIcmpDestUnreach : kIcmp6PacketTooBig, v4 ? kIcmpFragNeeded : 0, core.mtu);
+            return drop(m, Drop::TooBig);
+        }
+        return drop(m, Drop::TooBigNoDf);
+    }
+    decrement_ttl(m, md.l3, md.fam);
+    rte_pktmbuf_adj(m, md.l3);
+    write_l2(m, cfg_.core_index, nh, core.mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+    send(cfg_.core_index, m);
+    ctr_.native.add();
+}
+
+void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v) {
+    const bool out6 = v.locator.family == Family::V6;
+    if (out6 ? !cfg_.has_loc6 : !cfg_.has_loc4) return drop(m, Drop::NoLocator);
+    const MacAddr& nh = nh_mac_[out6];
+    if (nh.is_zero()) return drop(m, Drop::NextHopUnresolved);
+    const DpPort& core = cfg_.ports[cfg_.core_index];
+    const unsigned over = out6 ? wire::kOverheadV6 : wire::kOverheadV4;
+    const bool in4 = md.fam == Family::V4;
+    const bool inner_df = in4 ? ipv4_df(m, md.l3) : true;
+    if (md.len + over > core.mtu) {
+        if (!inner_df) return drop(m, Drop::TooBigNoDf);
+        unsigned mtu = core.mtu > over ? core.mtu - over : 0;
+        icmp_error(in, m, md, in4 ? kIcmpDestUnreach : kIcmp6PacketTooBig, in4 ? kIcmpFragNeeded : 0, in4 ? mtu : std::max(mtu, 1280u));
+        return drop(m, Drop::TooBig);
+    }
+    const uint32_t hash = flow_hash(m, md.l3, md.fam, md.l4, md.proto, md.first_frag);
+    decrement_ttl(m, md.l3, md.fam);
+    const uint8_t tc = traffic_class(m, md.l3, md.fam);
+    const uint16_t inner_len = md.len;
+
+    rte_pktmbuf_adj(m, md.l3);
+    if (rte_pktmbuf_headroom(m) < RTE_ETHER_HDR_LEN + over) return drop(m, Drop::NoHeadroom);
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, uint16_t(RTE_ETHER_HDR_LEN + over)));
+
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
+    std::memcpy(eth->dst_addr.addr_bytes, nh.b.data(), 6);
+    std::memcpy(eth->src_addr.addr_bytes, core.mac.b.data(), 6);
+    const uint16_t udp_len = uint16_t(wire::kUdpLen + wire::kLmLen + inner_len);
+    rte_udp_hdr* udp;
+    if (!out6) {
+        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+        auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+        const bool df = cfg_.df == DfPolicy::Set || (cfg_.df == DfPolicy::Copy && inner_df);
+        ip->version_ihl = RTE_IPV4_VHL_DEF;
+        ip->type_of_service = tc;  // RFC 6040 normal mode: DSCP and ECN copied
+        ip->total_length = rte_cpu_to_be_16(uint16_t(wire::kIpv4Len + udp_len));
+        ip->packet_id = df ? 0 : rte_cpu_to_be_16(ip_id_++);  // RFC 6864: ID only matters without DF
+        ip->fragment_offset = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
+        ip->time_to_live = 64;
+        ip->next_proto_id = IPPROTO_UDP;
+        ip->hdr_checksum = 0;
+        std::memcpy(&ip->src_addr, cfg_.loc4.b.data(), 4);
+        std::memcpy(&ip->dst_addr, v.locator.b.data(), 4);
+        ip->hdr_checksum = rte_ipv4_cksum(ip);
+        udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    } else {
+        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+        auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+        ip->vtc_flow = rte_cpu_to_be_32(6u << 28 | uint32_t(tc) << 20 | (hash & 0xFFFFF));
+        ip->payload_len = rte_cpu_to_be_16(udp_len);
+        ip->proto = IPPROTO_UDP;
+        ip->hop_limits = 64;
+        std::memcpy(ip->src_addr, cfg_.loc6.b.data(), 16);
+        std::memcpy(ip->dst_addr, v.locator.b.data(), 16);
+        udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    }
+    udp->src_port = rte_cpu_to_be_16(uint16_t(wire::kSrcPortBase | (hash & wire::kSrcPortMask)));
+    udp->dst_port = rte_cpu_to_be_16(cfg_.udp_port);
+    udp->dgram_len = rte_cpu_to_be_16(udp_len);
+    udp->dgram_cksum = 0;
+    auto* lh = reinterpret_cast<wire::LmHeader*>(udp + 1);
+    lh->ver_flags = wire::kVersion << 4;
+    lh->type = uint8_t(wire::LmType::Data);
+    lh->next_proto = in4 ? wire::kNextIpv4 : wire::kNextIpv6;
+    lh->reserved0 = 0;
+    lh->set_tenant(md.key.tenant());
+    lh->reserved1 = 0;
+    lh->mo_id_be = rte_cpu_to_be_64(v.mo_id);
+    lh->epoch_be = rte_cpu_to_be_64(v.epoch);
+    if (out6 && cfg_.udp_csum_v6) {
+        auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+        udp->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, RTE_ETHER_HDR_LEN + wire::kIpv6Len);
+    }
+    send(cfg_.core_index, m);
+    ctr_.encap.add();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core side
+
+void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
+    const DpPort& port = cfg_.ports[in];
+    uint16_t etype;
+    Drop why;
+    unsigned l3 = parse_l2(port, nullptr, m, etype, why);
+    if (!l3) return drop(m, why);
+    md.l3 = uint16_t(l3);
+
+    unsigned l4;
+    uint16_t udp_expect;
+    uint8_t outer_tc;
+    IpAddr src;
+    if (etype == RTE_ETHER_TYPE_ARP) {
+        if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
+        return;
+    } else if (etype == RTE_ETHER_TYPE_IPV4) {
+        uint16_t total;
+        unsigned ihl = check_ipv4(m, l3, total);
+        if (!ihl) return drop(m, Drop::BadIpHeader);
+        trim_to(m, l3 + total);
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
+        if (!cfg_.has_loc4 || std::memcmp(&ip->dst_addr, cfg_.loc4.b.data(), 4) != 0) return drop(m, Drop::CoreNotLm);
+        if (ip->next_proto_id == IPPROTO_ICMP) return punt(in, m, PuntReason::LocalIcmp);
+        if (ip->next_proto_id != IPPROTO_UDP) return drop(m, Drop::CoreNotLm);
+        // LM packets are never fragmented by us (DF policy, PTB); fragments are not reassembled.
+        if (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG))
+            return drop(m, Drop::LmBadHeader);
+        l4 = l3 + ihl;
+        udp_expect = uint16_t(total - ihl);
+        outer_tc = ip->type_of_service;
+        src = IpAddr::v4_from_be(ip->src_addr);
+    } else if (etype == RTE_ETHER_TYPE_IPV6) {
+        if (!check_ipv6(m, l3)) return drop(m, Drop::BadIpHeader);
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
+        unsigned plen = rte_be_to_cpu_16(ip->payload_len);
+        trim_to(m, l3 + 40 + plen);
+        IpAddr dst = IpAddr::v6_from(ip->dst_addr);
+        bool to_us = cfg_.has_loc6 && dst == cfg_.loc6;
+        if (ip->proto == IPPROTO_ICMPV6 && (to_us || ip->dst_addr[0] == 0xFF || ip->dst_addr[0] == 0xFE)) {
+            if (cfg_.has_loc6 && answer_ns(in, m, l3, cfg_.loc6)) return;
+            uint8_t type = icmp6_type(m, l3);
+            if (type >= 133 && type <= 137) return punt(in, m, PuntReason::Nd);
+            if (to_us && type == 128) return punt(in, m, PuntReason::LocalIcmp);
+            return drop(m, Drop::CoreNotLm);
+        }
+        if (!to_us || ip->proto != IPPROTO_UDP) return drop(m, Drop::CoreNotLm);
+        l4 = l3 + 40;
+        udp_expect = uint16_t(plen);
+        outer_tc = uint8_t(rte_be_to_cpu_32(ip->vtc_flow) >> 20);
+        src = IpAddr::v6_from(ip->src_addr);
+    } else {
+        return drop(m, Drop::UnknownEthertype);
+    }
+
+    if (m->data_len < l4 + wire::kUdpLen) return drop(m, Drop::LmBadUdp);
+    auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, l4);
+    if (rte_be_to_cpu_16(udp->dst_port) != cfg_.udp_port) return drop(m, Drop::CoreNotLm);
+    if (!cfg_.is_peer(src)) return drop(m, Drop::LmBadSource);
+    if (rte_be_to_cpu_16(udp->dgram_len) != udp_expect || udp_expect < wire::kUdpLen + wire::kLmLen ||
+        m->data_len < l4 + wire::kUdpLen + wire::kLmLen)
+        return drop(m, Drop::LmBadUdp);
+    if (udp->dgram_cksum != 0) {
+        auto* iph = rte_pktmbuf_mtod_offset(m, void*, l3);
+        int bad = etype == RTE_ETHER_TYPE_IPV4
+                      ? rte_ipv4_udptcp_cksum_mbuf_verify(m, static_cast<rte_ipv4_hdr*>(iph), uint16_t(l4))
+                      : rte_ipv6_udptcp_cksum_mbuf_verify(m, static_cast<rte_ipv6_hdr*>(iph), uint16_t(l4));
+        if (bad) return drop(m, Drop::LmBadUdp);
+    }
+    auto* lh = rte_pktmbuf_mtod_offset(m, const wire::LmHeader*, l4 + wire::kUdpLen);
+    if (lh->version() != wire::kVersion) return drop(m, Drop::LmBadVersion);
+    if (lh->type == uint8_t(wire::LmType::RefreshHint)) return punt(in, m, PuntReason::LmControl);
+    if (lh->type != uint8_t(wire::LmType::Data)) return drop(m, Drop::LmBadHeader);
+
+    const unsigned inner = l4 + wire::kUdpLen + wire::kLmLen;
+    const unsigned inner_len = udp_expect - wire::kUdpLen - wire::kLmLen;
+    if (lh->next_proto == wire::kNextIpv4) {
+        uint16_t total;
+        if (!check_ipv4(m, inner, total) || total != inner_len) return drop(m, Drop::LmBadHeader);
+        md.fam = Family::V4;
+    } else if (lh->next_proto == wire::kNextIpv6) {
+        if (!check_ipv6(m, inner) || 40u + rte_be_to_cpu_16(rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, inner)->payload_len) != inner_len)
+            return drop(m, Drop::LmBadHeader);
+        md.fam = Family::V6;
+    } else {
+        return drop(m, Drop::LmBadHeader);
+    }
+    md.inner = uint16_t(inner);
+    md.len = uint16_t(inner_len);
+    md.outer_ecn = outer_tc & 0x3;
+    md.akey = AttachKey::make(lh->tenant_id(), rte_be_to_cpu_64(lh->mo_id_be));
+    need = true;
+}
+
+void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment* a) {
+    if (!a) return drop(m, Drop::LmUnknownMo);
+    // RFC 6040 decapsulation: CE on the outer header must survive into the inner one.
+    if (md.outer_ecn == 0x3) {
+        uint8_t inner_ecn = traffic_class(m, md.inner, md.fam) & 0x3;
+        if (inner_ecn == 0) return drop(m, Drop::EcnDrop);
+        set_ecn_ce(m, md.inner, md.fam);
+    }
+    rte_pktmbuf_adj(m, md.inner);
+    write_l2(m, a->port_index, a->mac, cfg_.gw_mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+    send(a->port_index, m);
+    ctr_.decap.add();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ARP / ND answers for the anycast gateway (access) and the locators (core), in place.
+
+bool PacketPath::answer_arp(uint8_t in, rte_mbuf* m, unsigned l3) {
+    const DpPort& port = cfg_.ports[in];
+    if (m->data_len < l3 + sizeof(rte_arp_hdr)) {
+        drop(m, Drop::BadArp);
+        return true;
+    }
+    auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, l3);
+    if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) || arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+        arp->arp_hlen != 6 || arp->arp_plen != 4) {
+        drop(m, Drop::BadArp);
+        return true;
+    }
+    if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) return false;
+    const bool access = port.role == PortRole::Access;
+    const IpAddr* ours = access ? (cfg_.has_gw4 ? &cfg_.gw4 : nullptr) : (cfg_.has_loc4 ? &cfg_.loc4 : nullptr);
+    if (!ours || std::memcmp(&arp->arp_data.arp_tip, ours->b.data(), 4) != 0) return false;
+    if (arp->arp_data.arp_sip == arp->arp_data.arp_tip) return false;  // gratuitous: control's business
+    const MacAddr& mac = access ? cfg_.gw_mac : port.mac;
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->dst_addr = arp->arp_data.arp_sha;
+    std::memcpy(eth->src_addr.addr_bytes, mac.b.data(), 6);
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+    std::memcpy(arp->arp_data.arp_sha.addr_bytes, mac.b.data(), 6);
+    uint32_t sip = arp->arp_data.arp_sip;
+    arp->arp_data.arp_sip = arp->arp_data.arp_tip;
+    arp->arp_data.arp_tip = sip;
+    trim_to(m, l3 + sizeof(rte_arp_hdr));
+    send(in, m);
+    ctr_.arp_reply.add();
+    return true;
+}
+
+bool PacketPath::answer_ns(uint8_t in, rte_mbuf* m, unsigned l3, const IpAddr& target) {
+    const DpPort& port = cfg_.ports[in];
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
+    const unsigned icmp = l3 + 40;
+    // RFC 4861 7.1.1: hop limit 255, ICMP length >= 24, code 0, valid checksum.
+    if (ip->proto != IPPROTO_ICMPV6 || ip->hop_limits != 255 || rte_be_to_cpu_16(ip->payload_len) < 24 ||
+        m->data_len < icmp + 24)
+        return false;
+    auto* h = rte_pktmbuf_mtod_offset(m, uint8_t*, icmp);
+    if (h[0] != 135 || h[1] != 0 || std::memcmp(h + 8, target.b.data(), 16) != 0) return false;
+    if (rte_ipv6_udptcp_cksum_mbuf_verify(m, ip, uint16_t(icmp)) != 0) return false;
+    static constexpr uint8_t kUnspec[16] = {};
+    if (std::memcmp(ip->src_addr, kUnspec, 16) == 0) return false;  // DAD probe: let control see it
+    const unsigned need = icmp + 32;
+    if (m->nb_segs != 1 || need > m->data_len + rte_pktmbuf_tailroom(m)) return false;
+    const MacAddr& mac = port.role == PortRole::Access ? cfg_.gw_mac : port.mac;
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->dst_addr = eth->src_addr;
+    std::memcpy(eth->src_addr.addr_bytes, mac.b.data(), 6);
+    std::memcpy(ip->dst_addr, ip->src_addr, 16);
+    std::memcpy(ip->src_addr, target.b.data(), 16);
+    ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+    ip->payload_len = rte_cpu_to_be_16(32);
+    ip->hop_limits = 255;
+    m->data_len = m->pkt_len = uint16_t(need);
+    h[0] = 136;
+    h[1] = 0;
+    h[2] = h[3] = 0;
+    const uint32_t flags = rte_cpu_to_be_32(0xE0000000);  // Router | Solicited | Override
+    std::memcpy(h + 4, &flags, 4);
+    // h+8: target already in place
+    h[24] = 2;  // Target Link-Layer Address option
+    h[25] = 1;
+    std::memcpy(h + 26, mac.b.data(), 6);
+    uint16_t ck = rte_ipv6_udptcp_cksum_mbuf(m, ip, uint16_t(icmp));
+    std::memcpy(h + 2, &ck, 2);
+    send(in, m);
+    ctr_.nd_reply.add();
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors (Time Exceeded, Fragmentation Needed / Packet Too Big), rate limited per worker.
+
+void PacketPath::icmp_error(uint8_t in, rte_mbuf* m, Meta& md, uint8_t type, uint8_t code, uint32_t mtu) {
+    const DpPort& port = cfg_.ports[in];
+    if (is_icmp_error_or_fragment(m, md.l3, md.fam)) return;  // never an error about an error
+    const bool v4 = md.fam == Family::V4;
+    const IpAddr* src = v4 ? (cfg_.has_gw4 ? &cfg_.gw4 : cfg_.has_loc4 ? &cfg_.loc4 : nullptr)
+                           : (cfg_.has_gw6 ? &cfg_.gw6 : cfg_.has_loc6 ? &cfg_.loc6 : nullptr);
+    if (port.role == PortRole::Core) src = v4 ? (cfg_.has_loc4 ? &cfg_.loc4 : nullptr) : (cfg_.has_loc6 ? &cfg_.loc6 : nullptr);
+    if (!src) return;
+    if (!icmp_limiter_.allow(rte_rdtsc())) return ctr_.drop(Drop::IcmpRateLimited);
+    rte_mbuf* n = rte_pktmbuf_alloc(pool_);
+    if (!n) return ctr_.drop(Drop::NoMbuf);
+
+    // Quote as much of the offending packet as fits the minimum MTU (RFC 1812 4.3.2.3, RFC 4443 2.4).
+    const unsigned ip_len = v4 ? 20 : 40;
+    const unsigned avail = rte_pktmbuf_pkt_len(m) - md.l3;
+    const unsigned quote = std::min(avail, (v4 ? 576u : 1280u) - ip_len - 8);
+    const unsigned l2 = port.has_vlan ? 18 : 14;
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(n, uint16_t(l2 + ip_len + 8 + quote)));
+    if (!p) {
+        rte_pktmbuf_free(n);
+        return ctr_.drop(Drop::NoMbuf);
+    }
+    rte_pktmbuf_adj(n, uint16_t(l2));
+    auto* ipb = rte_pktmbuf_mtod(n, uint8_t*);
+    auto* icmp = ipb + ip_len;
+    const void* q = rte_pktmbuf_read(m, md.l3, quote, icmp + 8);  // copies only across segments
+    if (q != icmp + 8) std::memcpy(icmp + 8, q, quote);
+    icmp[0] = type;
+    icmp[1] = code;
+    icmp[2] = icmp[3] = 0;
+    const uint32_t param = rte_cpu_to_be_32(mtu);  // v4: next-hop MTU in the low 16 bits; v6: MTU
+    std::memcpy(icmp + 4, &param, 4);
+    const auto* orig = rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l3);
+    if (v4) {
+        auto* ip = reinterpret_cast<rte_ipv4_hdr*>(ipb);
+        ip->version_ihl = RTE_IPV4_VHL_DEF;
+        ip->type_of_service = 0xC0;  // CS6, network control
+        ip->total_length = rte_cpu_to_be_16(uint16_t(20 + 8 + quote));
+        ip->packet_id = 0;
+        ip->fragment_offset = 0;
+        ip->time_to_live = 64;
+        ip->next_proto_id = IPPROTO_ICMP;
+        std::memcpy(&ip->src_addr, src->b.data(), 4);
+        std::memcpy(&ip->dst_addr, orig + 12, 4);
+        ip->hdr_checksum = 0;
+        ip->hdr_checksum = rte_ipv4_cksum(ip);
+        uint16_t ck = uint16_t(~rte_raw_cksum(icmp, 8 + quote));
+        std::memcpy(icmp + 2, &ck, 2);
+    } else {
+        auto* ip = reinterpret_cast<rte_ipv6_hdr*>(ipb);
+        ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+        ip->payload_len = rte_cpu_to_be_16(uint16_t(8 + quote));
+        ip->proto = IPPROTO_ICMPV6;
+        ip->hop_limits = 64;
+        std::memcpy(ip->src_addr, src->b.data(), 16);
+        std::memcpy(ip->dst_addr, orig + 8, 16);
+        uint16_t ck = rte_ipv6_udptcp_cksum(ip, icmp);
+        std::memcpy(icmp + 2, &ck, 2);
+    }
+    auto* oeth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    MacAddr back;
+    std::memcpy(back.b.data(), oeth->src_addr.addr_bytes, 6);
+    write_l2(n, in, back, port.role == PortRole::Access ? cfg_.gw_mac : port.mac, v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+    send(in, n);
+    ctr_.icmp_sent.add();
+}
+
+// RFC 879 / 6691: lower the MSS option of TCP SYNs so encapsulated segments fit the core MTU.
+void PacketPath::clamp_mss(rte_mbuf* m, Meta& md) {
+    const uint16_t clamp = md.fam == Family::V4 ? cfg_.mss_v4 : cfg_.mss_v6;
+    if (m->data_len < md.l4 + sizeof(rte_tcp_hdr)) return;
+    auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, md.l4);
+    if (!(tcp->tcp_flags & RTE_TCP_SYN_FLAG)) return;
+    const unsigned doff = (tcp->data_off >> 4) * 4u;
+    if (doff < 20 || m->data_len < md.l4 + doff) return;
+    auto* opt = reinterpret_cast<uint8_t*>(tcp);
+    for (unsigned i = 20; i < doff;) {
+        uint8_t kind = opt[i];
+        if (kind == 0) break;
+        if (kind == 1) { ++i; continue; }
+        if (i + 1 >= doff) break;
+        uint8_t len = opt[i + 1];
+        if (len < 2 || i + len > doff) break;
+        if (kind == 2 && len == 4) {
+            uint16_t old_be;
+            std::memcpy(&old_be, opt + i + 2, 2);
+            if (rte_be_to_cpu_16(old_be) > clamp) {
+                uint16_t new_be = rte_cpu_to_be_16(clamp);
+                std::memcpy(opt + i + 2, &new_be, 2);
+                tcp->cksum = csum_replace16(tcp->cksum, old_be, new_be);
+                ctr_.mss_clamped.add();
+            }
+            break;
+        }
+        i += len;
+    }
+}
+
+}  // namespace lm

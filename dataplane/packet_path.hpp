@@ -1,0 +1,99 @@
+// One worker's packet path, independent of how bursts arrive or leave: process() takes a burst
+// received on one port and stages every packet for a tx port, a ring, or frees it with a counter.
+// The worker loop (worker.cpp), the unit tests and the benchmark all drive this same class.
+//
+// Stages (VPP-style, one small function each): parse L2 -> classify L3 -> [ARP/ND answer |
+// punt | drop] -> bulk cache lookup -> encap / local delivery / native forward (access side),
+// or validate LM -> bulk attachment lookup -> decap (core side).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "common/counters.hpp"
+#include "common/ring_msg.hpp"
+#include "dataplane/dp_config.hpp"
+#include "dataplane/locator_cache.hpp"
+
+namespace lm {
+
+inline constexpr unsigned kBurst = 32;
+
+// Token bucket for generated ICMP errors (per worker, TSC based).
+class IcmpLimiter {
+public:
+    void init(uint32_t per_sec, uint64_t tsc_hz);
+    bool allow(uint64_t now_tsc);
+
+private:
+    uint64_t tokens_ = 0, max_ = 0, last_ = 0, cycles_per_token_ = 0;
+};
+
+class PacketPath {
+public:
+    struct Rings {
+        rte_ring* miss = nullptr;  // MissMsg, to control (may be null: misses only counted)
+        rte_ring* punt = nullptr;  // PuntMsg, to control (may be null: punted packets freed)
+    };
+
+    PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& cache, AttachmentTable& attach,
+               rte_mempool* pool, Rings rings, uint32_t worker_id);
+
+    // Process a burst received on port index `in` (index into cfg.ports). The burst is consumed.
+    void process(uint8_t in, std::span<rte_mbuf*> pkts);
+
+    // Packets staged for transmission on port index p since the last clear_staged(p).
+    std::span<rte_mbuf*> staged(uint8_t p) { return {tx_[p].pkts.data(), tx_[p].n}; }
+    void clear_staged(uint8_t p) { tx_[p].n = 0; }
+    // Stage a packet built elsewhere (control lcore's tx ring). False if the stage is full.
+    bool stage(uint8_t p, rte_mbuf* m);
+
+    // Applied between bursts: the only way the cache, the attachments or next hops change.
+    void apply(const UpdateMsg& u);
+
+    const DpConfig& config() const { return cfg_; }
+    const LocatorCache& cache() const { return cache_; }
+
+private:
+    struct Meta;  // per-packet parse results, on the stack for one burst
+
+    void access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
+    void core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
+    void finish_access(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue* v);
+    void finish_core(rte_mbuf* m, Meta& md, const Attachment* a);
+
+    void encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v);
+    void deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst);
+    void forward_native(uint8_t in, rte_mbuf* m, Meta& md);
+    bool answer_arp(uint8_t in, rte_mbuf* m, unsigned l3);
+    bool answer_ns(uint8_t in, rte_mbuf* m, unsigned l3, const IpAddr& target);
+    void icmp_error(uint8_t in, rte_mbuf* m, Meta& md, uint8_t type, uint8_t code, uint32_t mtu);
+    void punt(uint8_t in, rte_mbuf* m, PuntReason r);
+    void drop(rte_mbuf* m, Drop d);
+    void send(uint8_t out, rte_mbuf* m);
+    void write_l2(rte_mbuf* m, uint8_t out, const MacAddr& dst, const MacAddr& src, uint16_t ethertype);
+    void clamp_mss(rte_mbuf* m, Meta& md);
+
+    const DpConfig& cfg_;
+    WorkerCounters& ctr_;
+    LocatorCache& cache_;
+    AttachmentTable& attach_;
+    rte_mempool* pool_;
+    Rings rings_;
+    uint32_t worker_id_;
+    MacAddr nh_mac_[2]{};  // [0] v4, [1] v6; zero = unresolved
+    uint16_t ip_id_ = 0;
+    IcmpLimiter icmp_limiter_;
+
+    struct TxStage {
+        std::array<rte_mbuf*, 2 * kBurst> pkts;
+        uint16_t n = 0;
+    };
+    std::array<TxStage, kMaxPorts> tx_{};
+};
+
+}  // namespace lm

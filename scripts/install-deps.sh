@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every build, test and demo dependency from Debian 12's archive.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+PKGS=(
+  build-essential g++ meson ninja-build pkg-config
+  libdpdk-dev dpdk dpdk-dev            # DPDK 22.11 (rte_hash, rte_ring, net_pcap/null/ring/af_packet), testpmd, telemetry client
+  libboost-program-options-dev libyaml-cpp-dev libfmt-dev catch2
+  libopendht-dev                        # LM DHT (dht/)
+  libpcap-dev python3-scapy tshark      # packet tests
+  iproute2 ethtool iperf3 procps        # netns end-to-end tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer for it.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
