@@ -181,13 +181,7 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
         case PuntReason::Arp:
             if (core && nh_[0].st.configured) {
                 if (auto mac = arp_sender_mac(m, nh_[0].st.ip)) {
-                    if (!nh_[0].st.static_mac && (!nh_[0].st.resolved || nh_[0].st.mac != *mac)) {
-                        nh_[0].st.mac = *mac;
-                        nh_[0].st.resolved = true;
-                        set_next_hop(Family::V4, *mac);
-                        ctr_.arp_learned.add();
-                        log::info("control: core next hop {} is at {}", nh_[0].st.ip.str(), mac->str());
-                    }
+                    if (learn_next_hop(Family::V4, *mac)) ctr_.arp_learned.add();
                     break;
                 }
             }
@@ -196,13 +190,7 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
         case PuntReason::Nd:
             if (core && nh_[1].st.configured) {
                 if (auto mac = na_target_mac(m, nh_[1].st.ip)) {
-                    if (!nh_[1].st.static_mac && (!nh_[1].st.resolved || nh_[1].st.mac != *mac)) {
-                        nh_[1].st.mac = *mac;
-                        nh_[1].st.resolved = true;
-                        set_next_hop(Family::V6, *mac);
-                        ctr_.nd_learned.add();
-                        log::info("control: core next hop {} is at {}", nh_[1].st.ip.str(), mac->str());
-                    }
+                    if (learn_next_hop(Family::V6, *mac)) ctr_.nd_learned.add();
                     break;
                 }
             }
@@ -236,14 +224,30 @@ void ControlPlane::neighbor_tick() {
         if (!n.st.configured || n.st.static_mac || now < n.next_probe_tsc) continue;
         // Unresolved: probe every 200 ms; resolved: refresh every 30 s (answers update the MAC).
         n.next_probe_tsc = now + (n.st.resolved ? 30 * hz : hz / 5);
+        {
+            std::lock_guard g(mu_);
+            ++n.st.probes;
+        }
         const auto& port = ports_[core_index_];
         rte_mbuf* m = f == 0 ? (cfg_.locator_v4 ? build_arp_request(pool_, port.mac, *cfg_.locator_v4, n.st.ip) : nullptr)
                              : (cfg_.locator_v6 ? build_neighbor_solicit(pool_, port.mac, *cfg_.locator_v6, n.st.ip) : nullptr);
         if (!m) continue;
-        ++n.st.probes;
         ctr_.neighbor_probes.add();
         transmit(m, core_index_);
     }
+}
+
+bool ControlPlane::learn_next_hop(Family f, const MacAddr& mac) {
+    auto& n = nh_[f == Family::V6];
+    if (n.st.static_mac || (n.st.resolved && n.st.mac == mac)) return false;
+    {
+        std::lock_guard g(mu_);
+        n.st.mac = mac;
+        n.st.resolved = true;
+    }
+    set_next_hop(f, mac);
+    log::info("control: core next hop {} is at {}", n.st.ip.str(), mac.str());
+    return true;
 }
 
 NeighborState ControlPlane::neighbor(Family f) const {

@@ -72,6 +72,7 @@ private:
     bool transmit(rte_mbuf* m, uint8_t port_index);  // via worker 0's tx ring
     void neighbor_tick();
     void set_next_hop(Family f, const MacAddr& mac);
+    bool learn_next_hop(Family f, const MacAddr& mac);  // true if it changed
 
     const Config& cfg_;
     std::vector<PortRuntime> ports_;

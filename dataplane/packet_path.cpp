@@ -211,7 +211,7 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         trim_to(m, l3 + total);
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
         const uint8_t* s = reinterpret_cast<const uint8_t*>(&ip->src_addr);
-        if (s[0] >= 224) return drop(m, Drop::BadIpSource);
+        if (s[0] >= 224 || s[0] == 0 || s[0] == 127) return drop(m, Drop::BadIpSource);  // RFC 1812 5.3.7
         IpAddr dst = IpAddr::v4_from_be(ip->dst_addr);
         md.fam = Family::V4;
         md.len = total;
@@ -238,7 +238,8 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
         unsigned total = 40 + rte_be_to_cpu_16(ip->payload_len);
         trim_to(m, l3 + total);
-        if (ip->src_addr[0] == 0xFF) return drop(m, Drop::BadIpSource);
+        static constexpr uint8_t kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        if (ip->src_addr[0] == 0xFF || std::memcmp(ip->src_addr, kLoopback6, 16) == 0) return drop(m, Drop::BadIpSource);
         IpAddr dst = IpAddr::v6_from(ip->dst_addr);
         md.fam = Family::V6;
         md.len = uint16_t(total);

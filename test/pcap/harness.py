@@ -122,6 +122,9 @@ class Case:
         self.inputs = {}     # port name -> [frames]
         self.expects = []    # [Expect]
         self.ignore = []     # [(port, predicate(bytes) -> bool, reason)] outputs not judged
+        self.post_checks = []  # [fn(outputs, matched {Expect: frame}) -> [problems]]
+        self.counters = {}     # counter name -> exact value, checked against the router's final counters
+        self.known_issue = None  # text: a departure documented as open; run only with --known-issues
 
     def port_names(self):
         return [p["name"] for p in self.config["ports"]]
@@ -129,8 +132,11 @@ class Case:
     def send(self, port, frame):
         self.inputs.setdefault(port, []).append(bytes(frame))
 
-    def expect(self, port, desc, build):
-        self.expects.append(Expect(port, desc, build))
+    def expect(self, port, desc, build, flow=None):
+        e = Expect(port, desc, build)
+        e.flow = flow
+        self.expects.append(e)
+        return e
 
     def expect_exact(self, port, desc, frame):
         fb = bytes(frame)
@@ -257,7 +263,7 @@ def _byte_distance(a, b):
     return sum(1 for i in range(n) if a[i] != b[i]) + abs(len(a) - len(b))
 
 
-def match_outputs(case, outputs, describe_diff):
+def match_outputs(case, outputs, describe_diff, matched):
     problems = []
     pool = {p: list(enumerate(frames)) for p, frames in outputs.items()}
     for e in case.expects:
@@ -278,6 +284,7 @@ def match_outputs(case, outputs, describe_diff):
             if best is None or score < best[0]:
                 best = (score, i, fr, exp, probs)
         if hit is not None:
+            matched[e] = cands[hit][1]
             del cands[hit]
             continue
         if best is None:
@@ -317,6 +324,38 @@ def set_describe_short(fn):
     _describe_short = fn
 
 
+_FINAL_RE = re.compile(r"final counters: (\{.*\})")
+
+
+def final_counters(log):
+    """The counters the router logs when it stops ("final counters: {json}"), or None."""
+    import json
+    m = None
+    for m in _FINAL_RE.finditer(log):
+        pass
+    if not m:
+        return None
+    try:
+        return json.loads(m.group(1))
+    except ValueError:
+        return None
+
+
+def check_counters(case, log):
+    if not case.counters:
+        return []
+    got = final_counters(log)
+    if got is None:
+        return ["(counters not checked: the router logged no 'final counters: {...}' line; continuing anyway)"]
+    probs = []
+    for k, v in case.counters.items():
+        if k not in got:
+            probs.append(f"counter {k}: not reported by the router (expected {v})")
+        elif got[k] != v:
+            probs.append(f"counter {k}: expected {v}, got {got[k]}")
+    return probs
+
+
 def run_case(router, case, describe_diff, keep=False, tmp_root=None):
     res = Result(case.name)
     t0 = time.monotonic()
@@ -326,7 +365,11 @@ def run_case(router, case, describe_diff, keep=False, tmp_root=None):
         outputs, run_problems, log = run_router(router, case, workdir)
         res.problems.extend(run_problems)
         # "continuing anyway" is informational unless the router also failed otherwise
-        res.problems.extend(match_outputs(case, outputs, describe_diff))
+        matched = {}
+        res.problems.extend(match_outputs(case, outputs, describe_diff, matched))
+        for chk in case.post_checks:
+            res.problems.extend(chk(outputs, matched))
+        res.problems.extend(check_counters(case, log))
         fatal = [p for p in res.problems if "continuing anyway" not in p]
         res.ok = not fatal
         if not res.ok:
