@@ -15,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -624,3 +625,25 @@ public:
 inline std::string drop_name(Drop d) { return std::string(kDropNames[size_t(d)]); }
 
 }  // namespace lmt
+
+// Byte vectors print as offset-annotated hex in failure messages.
+namespace Catch {
+template <>
+struct StringMaker<std::vector<uint8_t>> {
+    static std::string convert(const std::vector<uint8_t>& v) {
+        static const char* hex = "0123456789abcdef";
+        std::string s = "[" + std::to_string(v.size()) + " bytes]";
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (i % 16 == 0) {
+                char off[32];
+                std::snprintf(off, sizeof off, "\n%04zx:", i);
+                s += off;
+            }
+            s += ' ';
+            s += hex[v[i] >> 4];
+            s += hex[v[i] & 0xF];
+        }
+        return s;
+    }
+};
+}  // namespace Catch

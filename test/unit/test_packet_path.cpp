@@ -582,12 +582,12 @@ TEST_CASE("MTU: Fragmentation Needed / Packet Too Big, and no-DF drops", "[packe
     SECTION("v6 inner too big over v6 outer: PTB with MTU core - 72") {
         Bytes p = udp6_pkt(kHost6, kR6b, 1000, 2000, 1329 - 48);
         Bytes out = f.one_icmp(kAcc0, from_host(p));
-        REQUIRE(out == icmp6_error(2, 0, 1328, p));
+        REQUIRE(out == icmp6_error(2, 0, 1328, slice(p, 0, 1232)));
         REQUIRE(l4_csum_ok(kGw6, kHost6, 58, out.data() + 54, out.size() - 54));
     }
     SECTION("v6 inner over v4 outer: PTB with MTU core - 52") {
         Bytes p = udp6_pkt(kHost6, kR6a, 1000, 2000, 1349 - 48);
-        REQUIRE(f.one_icmp(kAcc0, from_host(p)) == icmp6_error(2, 0, 1348, p));
+        REQUIRE(f.one_icmp(kAcc0, from_host(p)) == icmp6_error(2, 0, 1348, slice(p, 0, 1232)));
     }
     SECTION("v4 without DF: dropped too_big_no_df, nothing staged") {
         Bytes p = udp4_pkt(kHost4, kR4a, 1000, 2000, 1400 - 28, 0, 64, false);
