@@ -488,11 +488,16 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
 
 void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment* a) {
     if (!a) return drop(m, Drop::LmUnknownMo);
-    // RFC 6040 decapsulation: CE on the outer header must survive into the inner one.
-    if (md.outer_ecn == 0x3) {
-        uint8_t inner_ecn = traffic_class(m, md.inner, md.fam) & 0x3;
-        if (inner_ecn == 0) return drop(m, Drop::EcnDrop);
-        set_ecn_ce(m, md.inner, md.fam);
+    // RFC 6040 section 4.2 decapsulation: outer CE survives into an ECN-capable inner header
+    // (Not-ECT inner: drop), and outer ECT(1) over inner ECT(0) becomes ECT(1).
+    if (md.outer_ecn == 0x3 || md.outer_ecn == 0x1) {
+        const uint8_t inner_ecn = traffic_class(m, md.inner, md.fam) & 0x3;
+        if (md.outer_ecn == 0x3) {
+            if (inner_ecn == 0) return drop(m, Drop::EcnDrop);
+            if (inner_ecn != 0x3) set_ecn(m, md.inner, md.fam, 0x3);
+        } else if (inner_ecn == 0x2) {
+            set_ecn(m, md.inner, md.fam, 0x1);
+        }
     }
     rte_pktmbuf_adj(m, md.inner);
     write_l2(m, a->port_index, a->mac, cfg_.gw_mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);

@@ -71,15 +71,16 @@ inline uint8_t traffic_class(const rte_mbuf* m, unsigned l3, Family f) {
     return uint8_t(rte_be_to_cpu_32(rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, l3)->vtc_flow) >> 20);
 }
 
-inline void set_ecn_ce(rte_mbuf* m, unsigned l3, Family f) {
+// Set the 2 ECN bits (RFC 3168: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
+inline void set_ecn(rte_mbuf* m, unsigned l3, Family f, uint8_t ecn) {
     if (f == Family::V4) {
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
-        ip->type_of_service |= 0x3;
+        ip->type_of_service = uint8_t((ip->type_of_service & ~0x3) | ecn);
         ip->hdr_checksum = 0;
         ip->hdr_checksum = rte_ipv4_cksum(ip);
     } else {
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
-        ip->vtc_flow |= rte_cpu_to_be_32(0x3u << 20);
+        ip->vtc_flow = (ip->vtc_flow & ~rte_cpu_to_be_32(0x3u << 20)) | rte_cpu_to_be_32(uint32_t(ecn) << 20);
     }
 }
 

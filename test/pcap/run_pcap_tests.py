@@ -306,10 +306,9 @@ def ns_frame(src_mac, src_ip, target, *, vlan=None, hlim=255, bad_cksum=False, u
 
 
 def exp_na(to_mac, to_ip, from_mac, target, vlan=None):
+    """NA answering an NS (docs/protocol.md section 7: TC 0, flow label 0, flags R|S|O, TLLA option)."""
     def build(actual):
-        a = Ether(actual)
-        tc, fl = (a[IPv6].tc, a[IPv6].fl) if IPv6 in a else (0, 0)
-        l3 = (IPv6(src=target, dst=to_ip, hlim=255, tc=tc, fl=fl)
+        l3 = (IPv6(src=target, dst=to_ip, hlim=255, tc=0, fl=0)
               / ICMPv6ND_NA(R=1, S=1, O=1, tgt=target) / ICMPv6NDOptDstLLAddr(lladdr=from_mac))
         return l2(to_mac, from_mac, l3, vlan=vlan), []
     return build
@@ -773,6 +772,23 @@ def case_mss():
     return c
 
 
+def case_mss_auto():
+    # docs/protocol.md section 5: auto = core MTU - O - 40 (IPv4) / - 60 (IPv6), O = 72 with a v6 locator
+    c = Case("MSS clamp auto (core MTU 1500, v6 locator): IPv4 1388, IPv6 1368",
+             base_config("mssauto", encap={"mss_clamp": "auto"}))
+    s4 = tcp_syn(A.v4, R44.eid, 1460)
+    s6 = tcp_syn(A.v6, R66.eid, 1440, v6=True)
+    s4n = tcp_syn(A.v4, NATIVE4, 1460)
+    for p in (s4, s6, s4n):
+        c.send("access0", from_mo(A, p))
+    expect_encap(c, s4, R44, "IPv4 SYN MSS 1460 -> 1388", inner_after=tcp_syn(A.v4, R44.eid, 1388, ttl=63))
+    expect_encap(c, s6, R66, "IPv6 SYN MSS 1440 -> 1368", inner_after=tcp_syn(A.v6, R66.eid, 1368, ttl=63, v6=True))
+    c.expect_exact("core0", "native IPv4 SYN clamped too (clamp applies to all access ingress)",
+                   l2(NH_MAC, CORE_MAC, tcp_syn(A.v4, NATIVE4, 1388, ttl=63)))
+    c.counters = {"mss_clamped": 3}
+    return c
+
+
 def case_vlan():
     V = 100
     c = Case(f"802.1Q access port (VLAN {V}): tagged in, tagged out", base_config("vlan", access_vlan=V))
@@ -1073,7 +1089,7 @@ def ki_decap_mtu():
 
 
 ALL_CASES = [case_encap, case_decap, case_arp_nd, case_local, case_native, case_ttl, case_icmp_rate, case_too_big,
-             case_malformed_access, case_malformed_core, case_tenants, case_unusual, case_ecn, case_mss, case_vlan,
+             case_malformed_access, case_malformed_core, case_tenants, case_unusual, case_ecn, case_mss, case_mss_auto, case_vlan,
              case_df_set_port, case_df_clear, case_ping, case_nh_probe, case_martians, case_dad, case_worked_example,
              ki_ecn_ect1, ki_icmp_error_sources, ki_icmp6_error_behind_ext, ki_ns_bad_option, ki_decap_mtu]
 
