@@ -19,6 +19,7 @@ namespace lm {
     X(BadIpSource, "bad_ip_source")            /* multicast/broadcast/unspecified src */ \
     X(BadArp, "bad_arp")                                                                 \
     X(Multicast, "multicast_dst")              /* multicast/broadcast IP not punted */   \
+    X(MartianDst, "martian_dst")               /* 0/8, 127/8, ::, ::1 */                 \
     X(TtlExpired, "ttl_expired")               /* (ICMP Time Exceeded sent or limited) */\
     X(TooBig, "too_big")                       /* (ICMP Frag Needed / PTB sent or limited) */\
     X(TooBigNoDf, "too_big_no_df")             /* IPv4 without DF too big after encap */ \
@@ -33,6 +34,7 @@ namespace lm {
     X(LmBadVersion, "lm_bad_version")                                                    \
     X(LmBadHeader, "lm_bad_header")            /* type/next protocol/inner mismatch */   \
     X(LmUnknownMo, "lm_unknown_mo")            /* MO not attached here */                \
+    X(DecapTooBig, "decap_too_big")            /* inner packet above access MTU */       \
     X(EcnDrop, "ecn_ce_not_ect")               /* RFC 6040: CE outer over Not-ECT inner */\
     X(ToSelf, "to_self")                       /* IP to gateway/locator not handled */   \
     X(PuntRingFull, "punt_ring_full")                                                    \

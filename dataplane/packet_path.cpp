@@ -223,6 +223,7 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
             return drop(m, Drop::ToSelf);
         }
         if (dst.b[0] >= 224) return drop(m, Drop::Multicast);
+        if (dst.b[0] == 0 || dst.b[0] == 127) return drop(m, Drop::MartianDst);  // RFC 1812 5.3.7
         if (ip->time_to_live <= 1) {
             icmp_error(in, m, md, kIcmpTimeExceeded, 0, 0);
             return drop(m, Drop::TtlExpired);
@@ -256,6 +257,13 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
             }
             return drop(m, for_gw ? Drop::ToSelf : Drop::Multicast);
         }
+        // Past ND: unspecified and link-local sources must not be forwarded (RFC 4291 2.5.2,
+        // 2.5.6), nor packets to the unspecified or loopback address.
+        static constexpr uint8_t kUnspec6[16] = {};
+        if (std::memcmp(ip->src_addr, kUnspec6, 16) == 0 || (ip->src_addr[0] == 0xFE && (ip->src_addr[1] & 0xC0) == 0x80))
+            return drop(m, Drop::BadIpSource);
+        if (std::memcmp(ip->dst_addr, kUnspec6, 16) == 0 || std::memcmp(ip->dst_addr, kLoopback6, 16) == 0)
+            return drop(m, Drop::MartianDst);
         if (ip->hop_limits <= 1) {
             icmp_error(in, m, md, kIcmp6TimeExceeded, 0, 0);
             return drop(m, Drop::TtlExpired);
@@ -499,6 +507,9 @@ void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment* a) {
             set_ecn(m, md.inner, md.fam, 0x1);
         }
     }
+    // The ingress AR enforced its core MTU; an inner packet larger than our access link cannot be
+    // delivered (no fragmentation here) and its sender is across the tunnel: count it.
+    if (md.len > cfg_.ports[a->port_index].mtu) return drop(m, Drop::DecapTooBig);
     rte_pktmbuf_adj(m, md.inner);
     write_l2(m, a->port_index, a->mac, cfg_.gw_mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
     send(a->port_index, m);
@@ -552,15 +563,25 @@ bool PacketPath::answer_ns(uint8_t in, rte_mbuf* m, unsigned l3, const IpAddr& t
     auto* h = rte_pktmbuf_mtod_offset(m, uint8_t*, icmp);
     if (h[0] != 135 || h[1] != 0 || std::memcmp(h + 8, target.b.data(), 16) != 0) return false;
     if (rte_ipv6_udptcp_cksum_mbuf_verify(m, ip, uint16_t(icmp)) != 0) return false;
+    // RFC 4861 7.1.1: every option must have a non-zero length.
+    for (unsigned off = 24, plen = rte_be_to_cpu_16(ip->payload_len); off + 2 <= plen;) {
+        if (m->data_len < icmp + off + 2 || h[off + 1] == 0) return false;
+        off += h[off + 1] * 8u;
+    }
+    // A DAD probe (unspecified source) for our address is defended with an NA to all-nodes,
+    // Solicited flag clear (RFC 4861 7.2.4): another node must not take the gateway's address.
     static constexpr uint8_t kUnspec[16] = {};
-    if (std::memcmp(ip->src_addr, kUnspec, 16) == 0) return false;  // DAD probe: let control see it
+    const bool dad = std::memcmp(ip->src_addr, kUnspec, 16) == 0;
     const unsigned need = icmp + 32;
     if (m->nb_segs != 1 || need > m->data_len + rte_pktmbuf_tailroom(m)) return false;
     const MacAddr& mac = port.role == PortRole::Access ? cfg_.gw_mac : port.mac;
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    eth->dst_addr = eth->src_addr;
+    static constexpr uint8_t kAllNodes[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static constexpr uint8_t kAllNodesMac[6] = {0x33, 0x33, 0, 0, 0, 1};
+    if (dad) std::memcpy(eth->dst_addr.addr_bytes, kAllNodesMac, 6);
+    else eth->dst_addr = eth->src_addr;
     std::memcpy(eth->src_addr.addr_bytes, mac.b.data(), 6);
-    std::memcpy(ip->dst_addr, ip->src_addr, 16);
+    std::memcpy(ip->dst_addr, dad ? kAllNodes : ip->src_addr, 16);
     std::memcpy(ip->src_addr, target.b.data(), 16);
     ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
     ip->payload_len = rte_cpu_to_be_16(32);
@@ -569,7 +590,7 @@ bool PacketPath::answer_ns(uint8_t in, rte_mbuf* m, unsigned l3, const IpAddr& t
     h[0] = 136;
     h[1] = 0;
     h[2] = h[3] = 0;
-    const uint32_t flags = rte_cpu_to_be_32(0xE0000000);  // Router | Solicited | Override
+    const uint32_t flags = rte_cpu_to_be_32(dad ? 0xA0000000 : 0xE0000000);  // Router | Solicited | Override
     std::memcpy(h + 4, &flags, 4);
     // h+8: target already in place
     h[24] = 2;  // Target Link-Layer Address option
@@ -588,6 +609,7 @@ bool PacketPath::answer_ns(uint8_t in, rte_mbuf* m, unsigned l3, const IpAddr& t
 void PacketPath::icmp_error(uint8_t in, rte_mbuf* m, Meta& md, uint8_t type, uint8_t code, uint32_t mtu) {
     const DpPort& port = cfg_.ports[in];
     if (is_icmp_error_or_fragment(m, md.l3, md.fam)) return;  // never an error about an error
+    if (rte_pktmbuf_mtod(m, const rte_ether_hdr*)->dst_addr.addr_bytes[0] & 1) return;  // nor about L2 multicast (RFC 1812 4.3.2.7)
     const bool v4 = md.fam == Family::V4;
     const IpAddr* src = v4 ? (cfg_.has_gw4 ? &cfg_.gw4 : cfg_.has_loc4 ? &cfg_.loc4 : nullptr)
                            : (cfg_.has_gw6 ? &cfg_.gw6 : cfg_.has_loc6 ? &cfg_.loc6 : nullptr);

@@ -120,8 +120,24 @@ inline bool is_icmp_error_or_fragment(const rte_mbuf* m, unsigned l3, Family f) 
         }
         return false;
     }
-    auto* h = reinterpret_cast<const rte_ipv6_hdr*>(ip);
-    if (h->proto == IPPROTO_ICMPV6 && m->data_len > l3 + 40) return ip[40] < 128;
+    // Walk the extension headers (bounded) to find an ICMPv6 error or a non-first fragment.
+    uint8_t nh = reinterpret_cast<const rte_ipv6_hdr*>(ip)->proto;
+    unsigned off = l3 + 40;
+    for (int i = 0; i < 8; ++i) {
+        if (nh == IPPROTO_ICMPV6) return m->data_len > off && ip[off - l3] < 128;
+        if (m->data_len < off + 8) return false;
+        const uint8_t* e = ip + (off - l3);
+        if (nh == IPPROTO_FRAGMENT) {
+            if ((uint16_t(e[2]) << 8 | e[3]) & 0xFFF8) return true;  // offset != 0
+            nh = e[0];
+            off += 8;
+        } else if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+            nh = e[0];
+            off += (e[1] + 1u) * 8;
+        } else {
+            return false;
+        }
+    }
     return false;
 }
 

@@ -17,7 +17,7 @@ The layer is bound to UDP destination port 4341 (the default; call bind_lm_port(
 When next_proto is left unset it is filled in from the payload (IP -> 4, IPv6 -> 41).
 """
 
-from scapy.fields import BitEnumField, BitField, ByteEnumField, ByteField, LongField, ThreeBytesField
+from scapy.fields import BitField, ByteEnumField, ByteField, LongField, ThreeBytesField
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet, Raw, bind_layers

@@ -6,7 +6,7 @@ bytes, TTL edits are done on the bytes, so a router bug in incremental checksum 
 
 import struct
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw

@@ -15,7 +15,7 @@ import sys
 
 # scapy lives in Debian's python3; meson may have started us with another interpreter.
 try:
-    import scapy  # noqa: F401
+    import scapy  # noqa: F401  (only to know whether this interpreter has it)
 except ImportError:
     if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3"):
         os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
@@ -24,7 +24,6 @@ except ImportError:
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import re  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
@@ -695,6 +694,11 @@ def case_ecn():
         ("v4", E0, v4(NE, "ect0/not"), NE, "outer ECT(0) + inner Not-ECT -> unchanged"),
         ("v4", NE, v4(E0, "not/ect0"), E0, "outer Not-ECT + inner ECT(0) -> unchanged"),
         ("v4", E1, v4(CE, "ect1/ce"), CE, "outer ECT(1) + inner CE -> CE"),
+        ("v4", E1, v4(0x88 | E0, "ect1/ect0"), 0x88 | E1, "outer ECT(1) + inner ECT(0) -> ECT(1) (RFC 6040 fig. 4)"),
+        ("v6", E1, v6(E0, "v6 ect1/ect0"), E1, "outer v6 ECT(1) + inner v6 ECT(0) -> ECT(1)"),
+        ("v4", E1, v4(E1, "ect1/ect1"), E1, "outer ECT(1) + inner ECT(1) -> ECT(1)"),
+        ("v4", E0, v4(E1, "ect0/ect1"), E1, "outer ECT(0) + inner ECT(1) -> ECT(1) unchanged"),
+        ("v4", E1, v4(NE, "ect1/not"), NE, "outer ECT(1) + inner Not-ECT -> Not-ECT (not dropped)"),
         ("v6", CE, v6(0x28 | E0, "v6 ce/ect0"), 0x28 | CE, "outer v6 CE + inner v6 ECT(0) -> CE"),
         ("v6", CE, v4(E0, "v6 ce/v4 ect0"), CE, "outer v6 CE + inner v4 ECT(0) -> CE"),
         ("v4", CE, v6(NE, "v4 ce/v6 not"), None, "outer v4 CE + inner v6 Not-ECT -> drop"),
@@ -748,26 +752,9 @@ def case_mss():
     expect_encap(c, s4, R44, "SYN-ACK MSS 1460 -> 1300", inner_after=tcp_syn(A.v4, R44.eid, clamp, ttl=63, flags="SA"))
     expect_encap(c, s5, R44, "ACK with an MSS option: untouched", inner_after=tcp_syn(A.v4, R44.eid, 1460, ttl=63,
                                                                                      flags="A"))
-    # IPv6: the clamp for IPv6 may be lower (IPv6 header is 20 bytes longer); accept any MSS <= clamp
-    # as long as the packet is otherwise the same and the checksum is right.
-    base6 = exp_encap(s6, nh_mac=NH_MAC, core_mac=CORE_MAC, loc_src=LOC6, loc_dst=R66.loc, tenant=1, mo=R66.mo,
-                      epoch=R66.epoch)
-
-    def build6(actual):
-        a = Ether(actual)
-        probs = []
-        inner = a[LM].payload
-        m = dict(inner[TCP].options).get("MSS") if TCP in inner else None
-        if m is None or m > clamp or m < 536:
-            probs.append(f"IPv6 SYN MSS after clamp is {m}, expected 536..{clamp}")
-            m = clamp
-        exp = exp_encap(s6, nh_mac=NH_MAC, core_mac=CORE_MAC, loc_src=LOC6, loc_dst=R66.loc, tenant=1, mo=R66.mo,
-                        epoch=R66.epoch, inner_after=tcp_syn(A.v6, R66.eid, m, ttl=63, v6=True))
-        e, p2 = exp(actual)
-        return e, probs + p2
-
-    del base6
-    c.expect("core0", f"IPv6 SYN MSS 1440 -> <= {clamp}", build6)
+    # IPv6: docs/protocol.md section 5: a number N clamps IPv6 to N - 20 (the IPv6 header is 20 bytes longer)
+    expect_encap(c, s6, R66, f"IPv6 SYN MSS 1440 -> {clamp - 20}",
+                 inner_after=tcp_syn(A.v6, R66.eid, clamp - 20, ttl=63, v6=True))
     c.counters = {"mss_clamped": 4}
     return c
 
@@ -881,6 +868,27 @@ def exp_echo_reply(req_l3, *, dst_mac, src_mac, vlan=None):
         return l2(dst_mac, src_mac, l3, vlan=vlan), probs
 
     return build
+
+
+def case_v4_only():
+    cfg = base_config("v4only")
+    del cfg["locators"]["v6"]
+    del cfg["core"]["next_hop"]["ipv6"]
+    cfg["peer_prefixes"] = ["198.51.100.0/24"]
+    c = Case("AR with an IPv4 locator only: IPv6-locator mappings and v6 native are not sent", cfg)
+    p44 = udp4(A.v4, R44.eid, "v4only 4in4")
+    p64 = udp6(A.v6, R64.eid, "v4only 6in4")
+    p46 = udp4(A.v4, R46.eid, "v4only 4in6: no v6 locator")
+    p66 = udp6(A.v6, R66.eid, "v4only 6in6: no v6 locator")
+    n6 = udp6(A.v6, NATIVE6, "v4only native v6: no v6 next hop")
+    n4 = udp4(A.v4, NATIVE4, "v4only native v4")
+    for p in (p46, p44, p66, p64, n6, n4):
+        c.send("access0", from_mo(A, p))
+    expect_encap(c, p44, R44, "4in4")
+    expect_encap(c, p64, R64, "6in4")
+    c.expect_exact("core0", "native v4", l2(NH_MAC, CORE_MAC, dec_ttl(n4)))
+    c.counters = {"drop_no_local_locator": 2, "encap": 2, "native_forward": 1}
+    return c
 
 
 def case_ping():
@@ -1033,20 +1041,9 @@ def case_worked_example():
 # Departures from standards documented in docs/protocol.md "Open points": run with --known-issues.
 
 
-def ki_ecn_ect1():
-    c = Case("RFC 6040 4.2 decapsulation: outer ECT(1) over inner ECT(0) -> ECT(1)", base_config("ki-ect1"))
-    c.known_issue = "docs/protocol.md open point 5"
-    for fam, inner in (("v4", udp4(R44.eid, A.v4, "ect1/ect0", tos=0x02)),
-                       ("v6", udp6(R66.eid, A.v6, "ect1/ect0 v6", tc=0x02))):
-        c.send("core0", lm_in(inner, A.mo, outer=fam, tos=0x01))
-        expect_delivery(c, "access0", A.mac, set_ecn(inner, 1), f"outer {fam} ECT(1), inner ECT(0) -> ECT(1)")
-    return c
-
-
 def ki_icmp_error_sources():
     c = Case("no ICMP error to martian sources or about link-layer broadcast frames (RFC 1812 4.3.2.7, "
              "RFC 4443 2.4(e))", base_config("ki-icmpsrc"))
-    c.known_issue = "docs/protocol.md open point 7"
     c.send("access0", from_mo(A, udp4("127.0.0.1", R44.eid, "ttl1 from 127", ttl=1)))
     c.send("access0", from_mo(A, udp4("0.0.0.0", R44.eid, "ttl1 from 0", ttl=1)))
     c.send("access0", from_mo(A, udp6("::1", R66.eid, "hlim1 from ::1", hlim=1)))
@@ -1059,7 +1056,6 @@ def ki_icmp_error_sources():
 def ki_icmp6_error_behind_ext():
     c = Case("no ICMPv6 error about an ICMPv6 error behind an extension header (RFC 4443 2.4(e))",
              base_config("ki-icmp6ext"))
-    c.known_issue = "docs/protocol.md open point 8"
     p = bytes(IPv6(src=A.v6, dst=R66.eid, hlim=1) / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0" * 4)])
               / ICMPv6DestUnreach(code=3) / Raw(b"q" * 48))
     c.send("access0", from_mo(A, p))
@@ -1068,7 +1064,6 @@ def ki_icmp6_error_behind_ext():
 
 def ki_ns_bad_option():
     c = Case("NS with a zero-length option is invalid and not answered (RFC 4861 7.1.1)", base_config("ki-nsopt"))
-    c.known_issue = "docs/protocol.md open point 11"
     sn_ip, sn_mac = sol_node(GW6)
     l3 = IPv6(src=A.v6, dst=sn_ip, hlim=255) / ICMPv6ND_NS(tgt=GW6) / Raw(b"\x01\x00" + b"\0" * 6)
     c.send("access0", l2(sn_mac, A.mac, bytes(l3)))
@@ -1078,7 +1073,6 @@ def ki_ns_bad_option():
 def ki_decap_mtu():
     cfg = base_config("ki-decapmtu", core_mtu=9000)
     c = Case("decapsulated packet larger than the access MTU is not sent (RFC 1191 / RFC 4443 3.2)", cfg)
-    c.known_issue = "docs/protocol.md open point 9"
     big = pad_to(udp4(R44.eid, A.v4, "too big for access0"), 1600)
     ok = udp4(R44.eid, A.v4, "fits")
     c.send("core0", lm_in(big, A.mo))
@@ -1090,8 +1084,8 @@ def ki_decap_mtu():
 
 ALL_CASES = [case_encap, case_decap, case_arp_nd, case_local, case_native, case_ttl, case_icmp_rate, case_too_big,
              case_malformed_access, case_malformed_core, case_tenants, case_unusual, case_ecn, case_mss, case_mss_auto, case_vlan,
-             case_df_set_port, case_df_clear, case_ping, case_nh_probe, case_martians, case_dad, case_worked_example,
-             ki_ecn_ect1, ki_icmp_error_sources, ki_icmp6_error_behind_ext, ki_ns_bad_option, ki_decap_mtu]
+             case_df_set_port, case_df_clear, case_v4_only, case_ping, case_nh_probe, case_martians, case_dad, case_worked_example,
+             ki_icmp_error_sources, ki_icmp6_error_behind_ext, ki_ns_bad_option, ki_decap_mtu]
 
 
 # ---------------------------------------------------------------------------------------------

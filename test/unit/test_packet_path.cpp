@@ -129,15 +129,63 @@ TEST_CASE("IPv6 NS for the gateway is answered with an NA (R|S|O, TLLA)", "[pack
         REQUIRE(p[0].reason == PuntReason::Nd);
         REQUIRE(p[0].data == bad);
     }
-    SECTION("DAD (unspecified source) goes to control") {
+    SECTION("DAD for the gateway address is defended: NA to all-nodes, S clear (RFC 4861 7.2.4)") {
         const IpAddr unspec = ip("::");
+        const IpAddr all_nodes = ip("ff02::1");
         Bytes dad = eth(snm_mac, kHostMac, 0x86DD, ipv6(V6{unspec, snm, 58, 0, 0, 255}, icmp6(unspec, snm, 135, 0, 0, body)));
-        f.run(kAcc0, dad);
+        Bytes out = f.one(kAcc0, dad, kAcc0);
+        REQUIRE(out == eth(mac("33:33:00:00:00:01"), kGwMac, 0x86DD,
+                           ipv6(V6{kGw6, all_nodes, 58, 0, 0, 255}, icmp6(kGw6, all_nodes, 136, 0, 0xA0000000u, body + tlla))));
+        REQUIRE(f.take_punts().empty());
+    }
+    SECTION("an NS with a zero-length option is not answered") {
+        Bytes zopt = {1, 0, 0, 0, 0, 0, 0, 0};
+        Bytes bad = eth(snm_mac, kHostMac, 0x86DD,
+                        ipv6(V6{kHost6, snm, 58, 0, 0, 255}, icmp6(kHost6, snm, 135, 0, 0, body + zopt)));
+        f.run(kAcc0, bad);
         REQUIRE(f.staged_total() == 0);
         auto p = f.take_punts();
         REQUIRE(p.size() == 1);
         REQUIRE(p[0].reason == PuntReason::Nd);
     }
+    REQUIRE(f.in_use() == 0);
+}
+
+TEST_CASE("unicast NS to the gateway and NS for the core locator are answered", "[packet][classify]") {
+    Fixture f;
+    Bytes target(16);
+    std::memcpy(target.data(), kGw6.b.data(), 16);
+    Bytes tlla = {2, 1};
+    // NUD: unicast to the gateway address and MAC, no source link-layer option.
+    Bytes nud = eth(kGwMac, kHostMac, 0x86DD, ipv6(V6{kHost6, kGw6, 58, 0, 0, 255}, icmp6(kHost6, kGw6, 135, 0, 0, target)));
+    REQUIRE(f.one(kAcc0, nud, kAcc0) ==
+            eth(kHostMac, kGwMac, 0x86DD,
+                ipv6(V6{kGw6, kHost6, 58, 0, 0, 255},
+                     icmp6(kGw6, kHost6, 136, 0, 0xE0000000u, target + tlla + Bytes(kGwMac.b.begin(), kGwMac.b.end())))));
+    // On a VLAN port the tag stays.
+    Bytes nudv = eth(kGwMac, kHostMac, 0x86DD, ipv6(V6{kHost6, kGw6, 58, 0, 0, 255}, icmp6(kHost6, kGw6, 135, 0, 0, target)), kVlan);
+    REQUIRE(f.one(kAccV, nudv, kAccV) ==
+            eth(kHostMac, kGwMac, 0x86DD,
+                ipv6(V6{kGw6, kHost6, 58, 0, 0, 255},
+                     icmp6(kGw6, kHost6, 136, 0, 0xE0000000u, target + tlla + Bytes(kGwMac.b.begin(), kGwMac.b.end()))),
+                kVlan));
+    // Core port: the locator is answered with the core port's MAC.
+    Bytes lt(16);
+    std::memcpy(lt.data(), kLoc6.b.data(), 16);
+    const IpAddr snm = ip("ff02::1:ff00:1");
+    Bytes ns = eth(mac("33:33:ff:00:00:01"), kNh6, 0x86DD, ipv6(V6{kPeer6, snm, 58, 0, 0, 255}, icmp6(kPeer6, snm, 135, 0, 0, lt)));
+    REQUIRE(f.one(kCore, ns, kCore) ==
+            eth(kNh6, kMacCore, 0x86DD,
+                ipv6(V6{kLoc6, kPeer6, 58, 0, 0, 255},
+                     icmp6(kLoc6, kPeer6, 136, 0, 0xE0000000u, lt + tlla + Bytes(kMacCore.b.begin(), kMacCore.b.end())))));
+    // Hop limit other than 255 (RFC 4861 7.1.1): not answered, goes to control.
+    Bytes hop = eth(kGwMac, kHostMac, 0x86DD, ipv6(V6{kHost6, kGw6, 58, 0, 0, 64}, icmp6(kHost6, kGw6, 135, 0, 0, target)));
+    f.run(kAcc0, hop);
+    REQUIRE(f.staged_total() == 0);
+    auto p = f.take_punts();
+    REQUIRE(p.size() == 1);
+    REQUIRE(p[0].reason == PuntReason::Nd);
+    REQUIRE(f.ctr.nd_reply.get() == 3);
     REQUIRE(f.in_use() == 0);
 }
 
@@ -697,8 +745,23 @@ TEST_CASE("ECN: RFC 6040 decap of outer ECT(1) over inner ECT(0) gives ECT(1)", 
     Bytes want = inner;
     want[1] = 0x01;
     fix_ipv4_csum(want, 0);
-    CHECK(out[15] == 0x01);
-    CHECK(out == eth(kMoMac, kGwMac, 0x0800, want));
+    REQUIRE(out[15] == 0x01);
+    REQUIRE(ipv4_csum_ok(out, 14));
+    REQUIRE(out == eth(kMoMac, kGwMac, 0x0800, want));
+    // ECT(1) over ECT(1), and ECT(1) over Not-ECT, leave the inner header as it is.
+    for (uint8_t tos : {uint8_t(0x01), uint8_t(0x00)}) {
+        Bytes in = udp4_pkt(ip("192.0.2.99"), ip("192.0.2.30"), 1, 2, 50, tos);
+        LmFrame l = lm4(in, 4);
+        l.tos = 0x01;
+        REQUIRE(f.one(kCore, lm_frame(l), kAcc0) == eth(kMoMac, kGwMac, 0x0800, in));
+    }
+    // IPv6 inner ECT(0) under outer ECT(1) -> ECT(1).
+    Bytes in6 = udp6_pkt(ip("2001:db8:1::99"), ip("2001:db8:1::30"), 1, 2, 50, 0xB8 | 0x02);
+    LmFrame l6 = lm6(in6, 41);
+    l6.tos = 0x01;
+    Bytes want6 = in6;
+    put32(want6, 0, (get32(want6, 0) & 0xF00FFFFFu) | uint32_t(0xB8 | 0x01) << 20);
+    REQUIRE(f.one(kCore, lm_frame(l6), kAcc0) == eth(kMoMac, kGwMac, 0x86DD, want6));
     REQUIRE(f.in_use() == 0);
 }
 
@@ -994,5 +1057,43 @@ TEST_CASE("a burst mixing every path is fully accounted for", "[packet][burst]")
     REQUIRE(f.drops_total() == 20);
     REQUIRE(f.take_misses().size() == 10);
     REQUIRE(f.ctr.ports[kAcc0].rx_packets.get() == 80);
+    REQUIRE(f.in_use() == 0);
+}
+
+TEST_CASE("full rings and a full tx stage are counted, never leaked", "[packet][burst]") {
+    Fixture f;
+    map_four(f);
+    SECTION("punt ring full: punt_ring_full") {
+        PuntMsg dummy{};
+        unsigned filled = 0;
+        while (rte_ring_enqueue_elem(f.punt_ring.get(), &dummy, sizeof dummy) == 0) ++filled;
+        REQUIRE(filled == 1023);
+        f.run(kAcc0, eth(kBcast, kHostMac, 0x0806, arp(1, kHostMac, kHost4, MacAddr{}, kHost4)));
+        REQUIRE(f.drop(Drop::PuntRingFull) == 1);
+        REQUIRE(f.drops_total() == 1);
+        REQUIRE(f.ctr.punted.get() == 0);
+        REQUIRE(f.staged_total() == 0);
+        while (rte_ring_dequeue_elem(f.punt_ring.get(), &dummy, sizeof dummy) == 0) REQUIRE(dummy.mbuf == nullptr);
+    }
+    SECTION("miss ring full: still one cache_miss drop, miss_ring_full counted") {
+        MissMsg dummy{};
+        while (rte_ring_enqueue_elem(f.miss_ring.get(), &dummy, sizeof dummy) == 0) {
+        }
+        f.run(kAcc0, from_host(udp4_pkt(kHost4, ip("192.0.2.88"), 1, 2, 10)));
+        REQUIRE(f.drop(Drop::CacheMiss) == 1);
+        REQUIRE(f.drops_total() == 1);
+        REQUIRE(f.ctr.miss_ring_full.get() == 1);
+        REQUIRE(f.ctr.cache_miss.get() == 1);
+    }
+    SECTION("more than the tx stage holds in one call: tx_full") {
+        std::vector<Bytes> frames;
+        for (uint16_t i = 0; i < 80; ++i) frames.push_back(from_host(udp4_pkt(kHost4, kR4a, i, 2, 10)));
+        f.run(kAcc0, frames);
+        REQUIRE(f.staged_count(kCore) == 64);
+        REQUIRE(f.drop(Drop::TxFull) == 16);
+        REQUIRE(f.drops_total() == 16);
+        REQUIRE(f.ctr.ports[kAcc0].rx_packets.get() == 80);
+    }
+    f.discard();
     REQUIRE(f.in_use() == 0);
 }

@@ -1,0 +1,119 @@
+// The LM record: what an AR publishes in the LM DHT so that any other AR can find a mobile
+// object (MO) by one of its EIDs or by its MAC, and how it is laid out on the wire.
+//
+// ---- Keys (copy of this block goes to docs/protocol.md) ------------------------------------
+//   EID key:  InfoHash::get("lm/eid/<tenant>/<addr>")
+//   MAC key:  InfoHash::get("lm/mac/<tenant>/<mac>")
+//     <tenant> : the 24-bit tenant (instance) id in decimal, no leading zeros ("0", "42")
+//     <addr>   : the EID in canonical text: dotted quad for IPv4 ("192.0.2.10"), RFC 5952
+//                form for IPv6 as printed by inet_ntop ("2001:db8::a")
+//     <mac>    : six lowercase hex pairs separated by ':' ("02:00:00:00:00:0a")
+//   InfoHash::get() is OpenDHT's SHA-1 of the UTF-8 string (160-bit key).
+//   One record is put under every EID key of the MO and under its MAC key.
+//
+// ---- Value (OpenDHT dht::Value) -------------------------------------------------------------
+//   type   = kLmValueType (0x4C4D, "LM"); the type's storage lifetime is kRecordTtl
+//   id     = value id derived from the publisher: the first 8 bytes of the publishing AR's
+//            public-key id (InfoHash of its key), big endian; 0 is mapped to 1.
+//            So each AR owns one slot per key and replaces its own record there.
+//   data   = msgpack map (the "envelope"):
+//              "rec"  : bin  msgpack bytes of the record below (exactly the signed bytes)
+//              "sig"  : bin  RSA PKCS#1 v1.5 signature made by OpenDHT PrivateKey::sign()
+//                            (GnuTLS, the digest GnuTLS prefers for the key) over
+//                            "LMREC1\0" || rec
+//              "cert" : bin  DER X.509 certificate of the publishing AR (leaf only), issued by
+//                            the operator's domain CA
+// ---- Record (msgpack map, MSGPACK_DEFINE_MAP key names) ---------------------------------------
+//   "v"      : uint   schema version (1)
+//   "mo"     : uint   64-bit MO identifier
+//   "tenant" : uint   24-bit tenant id
+//   "eids"   : array of bin (4 bytes = IPv4, 16 bytes = IPv6)
+//   "mac"    : bin(6) MO MAC address
+//   "locs"   : array of bin (4 or 16 bytes): the publishing AR's locators (at most one per family)
+//   "epoch"  : uint   hybrid-logical-clock epoch (see hlc.hpp)
+//   "pub"    : str    publishing AR name; must equal the certificate's common name
+//   "exp"    : uint   expiry, Unix time in milliseconds; readers ignore expired records
+//   "tomb"   : bool   tombstone: the MO was withdrawn (detached, not moved) at this epoch
+//   Unknown keys are ignored on decode (forward compatibility); missing keys keep defaults.
+//
+// ---- Choosing among values under one key ----------------------------------------------------
+//   A reader verifies every value (signature, certificate chains to the domain CA, CN == pub,
+//   not expired, key matches the record's tenant/EID/MAC) and keeps the one with the highest
+//   epoch; equal epochs are broken by the larger publisher key id (bytes, lexicographic), then
+//   by the larger SHA-256 of the record bytes, so every reader picks the same one.
+//   A record never replaces one with a higher epoch that the reader already holds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opendht/infohash.h>
+
+#include "common/types.hpp"
+
+namespace lm::dir {
+
+using Blob = std::vector<uint8_t>;
+
+inline constexpr uint16_t kLmValueType = 0x4C4D;
+inline constexpr uint8_t kRecordVersion = 1;
+// Storage lifetime of an LM value on DHT nodes (the ValueType's expiration). It must be the same
+// on every AR of a deployment. Publishers refresh well before (DhtConfig::refresh_interval).
+inline constexpr std::chrono::seconds kRecordTtl{600};
+
+struct Record {
+    MoId mo = 0;
+    TenantId tenant = 0;
+    std::vector<IpAddr> eids;
+    MacAddr mac;
+    std::optional<IpAddr> loc4;  // publisher's IPv4 locator
+    std::optional<IpAddr> loc6;  // publisher's IPv6 locator
+    Epoch epoch = 0;
+    std::string publisher;   // AR name == certificate CN
+    uint64_t expiry_ms = 0;  // Unix ms
+    bool withdrawn = false;  // tombstone
+
+    bool operator==(const Record&) const = default;
+    std::string str() const;
+};
+
+// Key derivation (see the block above).
+std::string eid_key_name(TenantId tenant, const IpAddr& eid);
+std::string mac_key_name(TenantId tenant, const MacAddr& mac);
+::dht::InfoHash eid_key(TenantId tenant, const IpAddr& eid);
+::dht::InfoHash mac_key(TenantId tenant, const MacAddr& mac);
+// Every key a record is published under: one per EID, then the MAC key.
+std::vector<::dht::InfoHash> record_keys(const Record& r);
+
+// msgpack encoding of the record itself. decode() returns nullopt on malformed input
+// (wrong types, bad address lengths, tenant > 24 bits, unknown version).
+Blob encode_record(const Record& r);
+std::optional<Record> decode_record(const uint8_t* p, size_t n);
+inline std::optional<Record> decode_record(const Blob& b) { return decode_record(b.data(), b.size()); }
+
+// The signed envelope carried in dht::Value::data.
+struct Envelope {
+    Blob rec;   // encode_record() bytes
+    Blob sig;   // signature over signing_input(rec)
+    Blob cert;  // DER certificate of the signer
+};
+Blob encode_envelope(const Envelope& e);
+std::optional<Envelope> decode_envelope(const uint8_t* p, size_t n);
+inline std::optional<Envelope> decode_envelope(const Blob& b) { return decode_envelope(b.data(), b.size()); }
+
+// Bytes actually signed: a domain-separation prefix, then the record bytes.
+Blob signing_input(const Blob& rec);
+
+// Value id for a publisher key id (see the block above).
+uint64_t value_id_for(const ::dht::InfoHash& publisher_key_id);
+
+// Does `r` belong under `key`? (one of its EID keys or its MAC key)
+bool record_matches_key(const Record& r, const ::dht::InfoHash& key);
+
+// Unix time in ms (system clock).
+uint64_t unix_ms_now();
+
+}  // namespace lm::dir
