@@ -13,16 +13,26 @@ struct rte_mbuf;
 
 namespace lm {
 
-// Hash key of the per-worker locator cache: tenant + family + address, 20 bytes, no padding.
-struct EidKey {
-    uint32_t tenant_family = 0;  // tenant << 8 | family (4 or 6)
-    uint8_t addr[16] = {};
+// Hash key of the per-worker locator cache: tenant + family + address. Padded to 32 bytes
+// (zeroed) because rte_hash compares 16/32/48..-byte keys with inlined SIMD, others with memcmp.
+struct alignas(8) EidKey {
+    // No default member initialisers: the data plane builds keys in a per-burst array and
+    // writes every byte itself (make_raw). Use EidKey{} or make() elsewhere.
+    uint32_t tenant_family;  // tenant << 8 | family (4 or 6)
+    uint8_t addr[16];
+    uint8_t pad[12];
 
     static EidKey make(TenantId t, const IpAddr& a) {
-        EidKey k;
+        EidKey k{};
         k.tenant_family = t << 8 | uint32_t(a.family);
         std::memcpy(k.addr, a.b.data(), 16);
         return k;
+    }
+    // From header bytes: 4 (IPv4) or 16 (IPv6) address bytes.
+    void set_raw(TenantId t, Family f, const void* a) {
+        tenant_family = t << 8 | uint32_t(f);
+        std::memset(addr + 4, 0, sizeof addr - 4 + sizeof pad);
+        std::memcpy(addr, a, f == Family::V4 ? 4 : 16);
     }
     TenantId tenant() const { return tenant_family >> 8; }
     Family family() const { return Family(tenant_family & 0xFF); }
@@ -34,7 +44,7 @@ struct EidKey {
     }
     bool operator==(const EidKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
 };
-static_assert(sizeof(EidKey) == 20);
+static_assert(sizeof(EidKey) == 32);
 
 // What a worker knows about one EID.
 struct MappingValue {
@@ -66,7 +76,7 @@ struct UpdateMsg {
     MacAddr mac;                 // attachments, next hop
     uint8_t port_index = 0;      // attachments
     uint8_t pad2 = 0;
-    EidKey key;                  // mappings
+    EidKey key{};                // mappings
     MappingValue value;          // mappings
 };
 static_assert(std::is_trivially_copyable_v<UpdateMsg>);
@@ -74,7 +84,7 @@ static_assert(sizeof(UpdateMsg) % 4 == 0, "rte_ring element size must be a multi
 
 // Worker -> control lcore: a destination that missed the cache.
 struct MissMsg {
-    EidKey key;
+    EidKey key{};
     uint32_t worker = 0;
 };
 static_assert(std::is_trivially_copyable_v<MissMsg>);

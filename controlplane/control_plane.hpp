@@ -55,7 +55,7 @@ public:
     void upsert_attachment(TenantId t, MoId mo, uint8_t port_index, const MacAddr& mac);
 
     // Read side for telemetry: consistent snapshots under a mutex (never touches a worker).
-    struct MappingRow { EidKey key; MappingValue value; };
+    struct MappingRow { EidKey key{}; MappingValue value; };
     std::vector<MappingRow> mappings_page(size_t first, size_t count, size_t* total) const;
     size_t backlog() const;
     const ControlCounters& counters() const { return ctr_; }

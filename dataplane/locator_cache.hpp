@@ -26,22 +26,27 @@ public:
     void erase(const EidKey& k);
     uint32_t size() const { return rte_hash_count(hash_.get()); }
     uint32_t capacity() const { return capacity_; }
-    // Prefetch the value slot of a hit before it is used (l3fwd style).
-    void prefetch(const MappingValue* v) const { rte_prefetch0(v); }
-
 private:
+    // One value per cache line: a lookup costs one line, never two.
+    struct alignas(64) Slot {
+        MappingValue v;
+    };
+    struct FreeDeleter {
+        void operator()(void* p) const;
+    };
     HashPtr hash_;
-    std::unique_ptr<MappingValue[]> values_;
+    std::unique_ptr<Slot[], FreeDeleter> values_;  // rte_zmalloc: hugepages when there are any
     uint32_t capacity_;
 };
 
+// (tenant, MO id), 16 bytes so rte_hash uses its inlined 16-byte compare.
 struct AttachKey {
     uint32_t tenant;
-    uint32_t mo_hi;
-    uint32_t mo_lo;
-    static AttachKey make(TenantId t, MoId m) { return {t, uint32_t(m >> 32), uint32_t(m)}; }
+    uint32_t pad;
+    uint64_t mo_id;
+    static AttachKey make(TenantId t, MoId m) { return {t, 0, m}; }
 };
-static_assert(sizeof(AttachKey) == 12);
+static_assert(sizeof(AttachKey) == 16);
 
 struct Attachment {
     uint8_t port_index = 0;
@@ -59,8 +64,11 @@ public:
     uint32_t size() const { return rte_hash_count(hash_.get()); }
 
 private:
+    struct FreeDeleter {
+        void operator()(void* p) const;
+    };
     HashPtr hash_;
-    std::unique_ptr<Attachment[]> values_;
+    std::unique_ptr<Attachment[], FreeDeleter> values_;
 };
 
 }  // namespace lm

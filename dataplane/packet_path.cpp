@@ -22,17 +22,19 @@ namespace lm {
 using namespace pkt;
 
 // Per-packet results of the first pass, consumed by the second (after the bulk lookup).
+// No initialisers on purpose: a burst's array of 32 is not zeroed per burst; each field is
+// written by the stage that produces it before a later stage reads it.
 struct PacketPath::Meta {
-    uint16_t l3 = 0;         // offset of the (outer) IP header
-    uint16_t l4 = 0;         // offset of the L4 header of that IP packet (0: none/unknown)
-    uint16_t inner = 0;      // core: offset of the inner IP packet
-    uint16_t len = 0;        // access: IP packet length; core: inner IP packet length
-    Family fam = Family::V4; // access: packet family; core: inner family
-    uint8_t proto = 0;       // access: L4 protocol (first header only)
-    uint8_t outer_ecn = 0;   // core: ECN bits of the outer header
-    bool first_frag = true;  // access: offset 0 (ports present)
-    EidKey key;              // access: destination EID
-    AttachKey akey{};        // core: (tenant, MO id)
+    uint16_t l3;       // offset of the (outer) IP header
+    uint16_t l4;       // offset of the L4 header of that IP packet
+    uint16_t inner;    // core: offset of the inner IP packet
+    uint16_t len;      // access: IP packet length; core: inner IP packet length
+    Family fam;        // access: packet family; core: inner family
+    uint8_t proto;     // access: L4 protocol (first header only)
+    uint8_t outer_ecn; // core: ECN bits of the outer header
+    bool first_frag;   // access: offset 0 (ports present)
+    EidKey key;        // access: destination EID
+    AttachKey akey;    // core: (tenant, MO id)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -63,6 +65,61 @@ PacketPath::PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& c
                        rte_mempool* pool, Rings rings, uint32_t worker_id)
     : cfg_(cfg), ctr_(ctr), cache_(cache), attach_(attach), pool_(pool), rings_(rings), worker_id_(worker_id) {
     icmp_limiter_.init(cfg.icmp_rate, rte_get_tsc_hz());
+    auto m4 = [](const Prefix& p, std::optional<TenantId> t) {
+        uint32_t mask = p.len ? rte_cpu_to_be_32(~0u << (32 - p.len)) : 0;
+        return Match4{p.addr.v4_be() & mask, mask, t.value_or(0), !t.has_value()};
+    };
+    auto m6 = [](const Prefix& p, std::optional<TenantId> t) {
+        uint8_t mb[16] = {};
+        for (unsigned i = 0; i < p.len; ++i) mb[i / 8] |= uint8_t(0x80 >> (i % 8));
+        Match6 r{};
+        std::memcpy(r.mask, mb, 16);
+        std::memcpy(r.value, p.addr.b.data(), 16);
+        r.value[0] &= r.mask[0];
+        r.value[1] &= r.mask[1];
+        r.tenant = t.value_or(0);
+        r.any_tenant = !t.has_value();
+        return r;
+    };
+    for (auto& mp : cfg.mobile) {
+        if (mp.prefix.addr.is_v4()) mobile4_.push_back(m4(mp.prefix, mp.tenant));
+        else mobile6_.push_back(m6(mp.prefix, mp.tenant));
+    }
+    for (auto& p : cfg.peers) {
+        if (p.addr.is_v4()) peer4_.push_back(m4(p, std::nullopt));
+        else peer6_.push_back(m6(p, std::nullopt));
+    }
+    if (cfg.has_gw4) gw4_be_ = cfg.gw4.v4_be();
+    if (cfg.has_loc4) loc4_be_ = cfg.loc4.v4_be();
+}
+
+bool PacketPath::mobile4(TenantId t, uint32_t a) const {
+    for (auto& m : mobile4_)
+        if ((a & m.mask) == m.value && (m.any_tenant || m.tenant == t)) return true;
+    return false;
+}
+
+bool PacketPath::mobile6(TenantId t, const uint8_t* a) const {
+    uint64_t w[2];
+    std::memcpy(w, a, 16);
+    for (auto& m : mobile6_)
+        if ((w[0] & m.mask[0]) == m.value[0] && (w[1] & m.mask[1]) == m.value[1] && (m.any_tenant || m.tenant == t))
+            return true;
+    return false;
+}
+
+bool PacketPath::peer4(uint32_t a) const {
+    for (auto& m : peer4_)
+        if ((a & m.mask) == m.value) return true;
+    return false;
+}
+
+bool PacketPath::peer6(const uint8_t* a) const {
+    uint64_t w[2];
+    std::memcpy(w, a, 16);
+    for (auto& m : peer6_)
+        if ((w[0] & m.mask[0]) == m.value[0] && (w[1] & m.mask[1]) == m.value[1]) return true;
+    return false;
 }
 
 void PacketPath::apply(const UpdateMsg& u) {
@@ -136,8 +193,9 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
         uint8_t idx[kBurst];
         unsigned nl = 0;
         uint64_t bytes = 0;
+        for (unsigned i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
         for (unsigned i = 0; i < n; ++i) {
-            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+            if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
             rte_mbuf* m = pkts[i];
             bytes += rte_pktmbuf_pkt_len(m);
             bool need = false;
@@ -212,25 +270,26 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
         const uint8_t* s = reinterpret_cast<const uint8_t*>(&ip->src_addr);
         if (s[0] >= 224 || s[0] == 0 || s[0] == 127) return drop(m, Drop::BadIpSource);  // RFC 1812 5.3.7
-        IpAddr dst = IpAddr::v4_from_be(ip->dst_addr);
+        const uint32_t dst = ip->dst_addr;
+        const uint8_t d0 = reinterpret_cast<const uint8_t*>(&ip->dst_addr)[0];
         md.fam = Family::V4;
         md.len = total;
         md.proto = ip->next_proto_id;
         md.first_frag = (rte_be_to_cpu_16(ip->fragment_offset) & RTE_IPV4_HDR_OFFSET_MASK) == 0;
         md.l4 = uint16_t(l3 + ihl);
-        if (cfg_.has_gw4 && dst == cfg_.gw4) {
+        if (cfg_.has_gw4 && dst == gw4_be_) {
             if (ip->next_proto_id == IPPROTO_ICMP) return punt(in, m, PuntReason::LocalIcmp);
             return drop(m, Drop::ToSelf);
         }
-        if (dst.b[0] >= 224) return drop(m, Drop::Multicast);
-        if (dst.b[0] == 0 || dst.b[0] == 127) return drop(m, Drop::MartianDst);  // RFC 1812 5.3.7
+        if (d0 >= 224) return drop(m, Drop::Multicast);
+        if (d0 == 0 || d0 == 127) return drop(m, Drop::MartianDst);  // RFC 1812 5.3.7
         if (ip->time_to_live <= 1) {
             icmp_error(in, m, md, kIcmpTimeExceeded, 0, 0);
             return drop(m, Drop::TtlExpired);
         }
         if (cfg_.mss_v4 && md.proto == IPPROTO_TCP && md.first_frag) clamp_mss(m, md);
-        if (!cfg_.is_mobile(port.tenant, dst)) return forward_native(in, m, md);
-        md.key = EidKey::make(port.tenant, dst);
+        if (!mobile4(port.tenant, dst)) return forward_native(in, m, md);
+        md.key.set_raw(port.tenant, Family::V4, &ip->dst_addr);
         need = true;
         return;
     }
@@ -241,13 +300,13 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         trim_to(m, l3 + total);
         static constexpr uint8_t kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
         if (ip->src_addr[0] == 0xFF || std::memcmp(ip->src_addr, kLoopback6, 16) == 0) return drop(m, Drop::BadIpSource);
-        IpAddr dst = IpAddr::v6_from(ip->dst_addr);
         md.fam = Family::V6;
+        md.first_frag = true;  // ports are hashed only when TCP/UDP follows the fixed header
         md.len = uint16_t(total);
         md.proto = ip->proto;
         md.l4 = uint16_t(l3 + 40);
         // Neighbour discovery and anything for the gateway itself.
-        bool for_gw = cfg_.has_gw6 && dst == cfg_.gw6;
+        const bool for_gw = cfg_.has_gw6 && eq16(ip->dst_addr, cfg_.gw6.b.data());
         if (for_gw || ip->dst_addr[0] == 0xFF || (ip->dst_addr[0] == 0xFE && (ip->dst_addr[1] & 0xC0) == 0x80)) {
             if (ip->proto == IPPROTO_ICMPV6) {
                 if (cfg_.has_gw6 && answer_ns(in, m, l3, cfg_.gw6)) return;
@@ -269,8 +328,8 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
             return drop(m, Drop::TtlExpired);
         }
         if (cfg_.mss_v6 && md.proto == IPPROTO_TCP) clamp_mss(m, md);
-        if (!cfg_.is_mobile(port.tenant, dst)) return forward_native(in, m, md);
-        md.key = EidKey::make(port.tenant, dst);
+        if (!mobile6(port.tenant, ip->dst_addr)) return forward_native(in, m, md);
+        md.key.set_raw(port.tenant, Family::V6, ip->dst_addr);
         need = true;
         return;
     }
@@ -362,9 +421,9 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
         ip->time_to_live = 64;
         ip->next_proto_id = IPPROTO_UDP;
         ip->hdr_checksum = 0;
-        std::memcpy(&ip->src_addr, cfg_.loc4.b.data(), 4);
+        ip->src_addr = loc4_be_;
         std::memcpy(&ip->dst_addr, v.locator.b.data(), 4);
-        ip->hdr_checksum = rte_ipv4_cksum(ip);
+        ip->hdr_checksum = uint16_t(~ipv4_sum20(ip));
         udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     } else {
         eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
@@ -412,7 +471,7 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     unsigned l4;
     uint16_t udp_expect;
     uint8_t outer_tc;
-    IpAddr src;
+    bool peer;
     if (etype == RTE_ETHER_TYPE_ARP) {
         if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
         return;
@@ -422,7 +481,7 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         if (!ihl) return drop(m, Drop::BadIpHeader);
         trim_to(m, l3 + total);
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3);
-        if (!cfg_.has_loc4 || std::memcmp(&ip->dst_addr, cfg_.loc4.b.data(), 4) != 0) return drop(m, Drop::CoreNotLm);
+        if (!cfg_.has_loc4 || ip->dst_addr != loc4_be_) return drop(m, Drop::CoreNotLm);
         if (ip->next_proto_id == IPPROTO_ICMP) return punt(in, m, PuntReason::LocalIcmp);
         if (ip->next_proto_id != IPPROTO_UDP) return drop(m, Drop::CoreNotLm);
         // LM packets are never fragmented by us (DF policy, PTB); fragments are not reassembled.
@@ -431,14 +490,13 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         l4 = l3 + ihl;
         udp_expect = uint16_t(total - ihl);
         outer_tc = ip->type_of_service;
-        src = IpAddr::v4_from_be(ip->src_addr);
+        peer = peer4(ip->src_addr);
     } else if (etype == RTE_ETHER_TYPE_IPV6) {
         if (!check_ipv6(m, l3)) return drop(m, Drop::BadIpHeader);
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
         unsigned plen = rte_be_to_cpu_16(ip->payload_len);
         trim_to(m, l3 + 40 + plen);
-        IpAddr dst = IpAddr::v6_from(ip->dst_addr);
-        bool to_us = cfg_.has_loc6 && dst == cfg_.loc6;
+        const bool to_us = cfg_.has_loc6 && eq16(ip->dst_addr, cfg_.loc6.b.data());
         if (ip->proto == IPPROTO_ICMPV6 && (to_us || ip->dst_addr[0] == 0xFF || ip->dst_addr[0] == 0xFE)) {
             if (cfg_.has_loc6 && answer_ns(in, m, l3, cfg_.loc6)) return;
             uint8_t type = icmp6_type(m, l3);
@@ -450,7 +508,7 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         l4 = l3 + 40;
         udp_expect = uint16_t(plen);
         outer_tc = uint8_t(rte_be_to_cpu_32(ip->vtc_flow) >> 20);
-        src = IpAddr::v6_from(ip->src_addr);
+        peer = peer6(ip->src_addr);
     } else {
         return drop(m, Drop::UnknownEthertype);
     }
@@ -458,7 +516,7 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     if (m->data_len < l4 + wire::kUdpLen) return drop(m, Drop::LmBadUdp);
     auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, l4);
     if (rte_be_to_cpu_16(udp->dst_port) != cfg_.udp_port) return drop(m, Drop::CoreNotLm);
-    if (!cfg_.is_peer(src)) return drop(m, Drop::LmBadSource);
+    if (!peer) return drop(m, Drop::LmBadSource);
     if (rte_be_to_cpu_16(udp->dgram_len) != udp_expect || udp_expect < wire::kUdpLen + wire::kLmLen ||
         m->data_len < l4 + wire::kUdpLen + wire::kLmLen)
         return drop(m, Drop::LmBadUdp);

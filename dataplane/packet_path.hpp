@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "common/counters.hpp"
 #include "common/ring_msg.hpp"
@@ -22,6 +23,7 @@
 namespace lm {
 
 inline constexpr unsigned kBurst = 32;
+inline constexpr unsigned kPrefetchAhead = 4;  // packets whose headers are prefetched ahead of use
 
 // Token bucket for generated ICMP errors (per worker, TSC based).
 class IcmpLimiter {
@@ -78,7 +80,27 @@ private:
     void write_l2(rte_mbuf* m, uint8_t out, const MacAddr& dst, const MacAddr& src, uint16_t ethertype);
     void clamp_mss(rte_mbuf* m, Meta& md);
 
+    // Prefix matchers precomputed from cfg_ (mobile prefixes, peer prefixes) so the hot path
+    // compares header words against value/mask pairs instead of building IpAddr temporaries.
+    struct Match4 {
+        uint32_t value, mask;  // network order
+        TenantId tenant;
+        bool any_tenant;
+    };
+    struct Match6 {
+        uint64_t value[2], mask[2];  // as loaded from the header bytes
+        TenantId tenant;
+        bool any_tenant;
+    };
+    bool mobile4(TenantId t, uint32_t a) const;
+    bool mobile6(TenantId t, const uint8_t* a) const;
+    bool peer4(uint32_t a) const;
+    bool peer6(const uint8_t* a) const;
+
     const DpConfig& cfg_;
+    std::vector<Match4> mobile4_, peer4_;
+    std::vector<Match6> mobile6_, peer6_;
+    uint32_t gw4_be_ = 0, loc4_be_ = 0;
     WorkerCounters& ctr_;
     LocatorCache& cache_;
     AttachmentTable& attach_;

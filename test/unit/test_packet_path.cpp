@@ -208,6 +208,8 @@ TEST_CASE("gratuitous ARP, ARP replies, unsolicited NA, pings and hints are punt
         {"gratuitous ARP", kAcc0, eth(kBcast, kHostMac, 0x0806, arp(1, kHostMac, kHost4, MacAddr{}, kHost4)), PuntReason::Arp},
         {"gratuitous ARP on VLAN port", kAccV,
          eth(kBcast, kHostMac, 0x0806, arp(1, kHostMac, kHost4, MacAddr{}, kHost4), kVlan), PuntReason::Arp},
+        {"gratuitous ARP claiming the gateway address", kAcc0,
+         eth(kBcast, kHostMac, 0x0806, arp(1, kHostMac, kGw4, MacAddr{}, kGw4)), PuntReason::Arp},
         {"ARP reply", kAcc0, eth(kGwMac, kHostMac, 0x0806, arp(2, kHostMac, kHost4, kGwMac, kGw4)), PuntReason::Arp},
         {"ARP request for someone else", kAcc0, eth(kBcast, kHostMac, 0x0806, arp(1, kHostMac, kHost4, MacAddr{}, kR4a)),
          PuntReason::Arp},
@@ -524,6 +526,18 @@ TEST_CASE("TTL decrement is checksum-correct for every TTL value", "[packet][for
         REQUIRE(o[22] == ttl - 1);
         REQUIRE(ipv4_csum_ok(o, 14));
     }
+    // A header checksum of 0xFFFF (ones' complement negative zero) is valid; the incremental
+    // update must carry around (RFC 1141) and still give a valid header.
+    Bytes p = ipv4(V4(kHost4, kNative4), udp(kHost4, kNative4, 1, 2, pattern(10)));
+    put16(p, 4, 0);
+    put16(p, 10, 0);
+    put16(p, 4, uint16_t(0xFFFF - fold(sum16(p.data(), 20))));
+    REQUIRE(fold(sum16(p.data(), 20)) == 0xFFFF);
+    put16(p, 10, 0xFFFF);
+    REQUIRE(ipv4_csum_ok(p, 0));
+    Bytes o = f.one(kAcc0, from_host(p), kCore);
+    REQUIRE(ipv4_csum_ok(o, 14));
+    REQUIRE(o == eth(kNh4, kMacCore, 0x0800, ttl_minus_one(p)));
     REQUIRE(f.in_use() == 0);
 }
 
