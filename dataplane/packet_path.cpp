@@ -91,6 +91,7 @@ PacketPath::PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& c
     }
     if (cfg.has_gw4) gw4_be_ = cfg.gw4.v4_be();
     if (cfg.has_loc4) loc4_be_ = cfg.loc4.v4_be();
+    outer4_fixed_sum_ = (64u << 8 | IPPROTO_UDP) + sum_be32(loc4_be_);
 }
 
 bool PacketPath::mobile4(TenantId t, uint32_t a) const {
@@ -132,20 +133,17 @@ void PacketPath::apply(const UpdateMsg& u) {
             if (!attach_.upsert(AttachKey::make(u.tenant, u.mo_id), Attachment{u.port_index, u.mac})) ctr_.update_failed.add();
             break;
         case UpdateOp::DeleteAttachment: attach_.erase(AttachKey::make(u.tenant, u.mo_id)); break;
-        case UpdateOp::SetNextHop: nh_mac_[u.family == Family::V6] = u.mac; break;
+        case UpdateOp::SetNextHop:
+            nh_mac_[u.family == Family::V6] = u.mac;
+            nh_ok_[u.family == Family::V6] = !u.mac.is_zero();
+            break;
     }
     ctr_.updates_applied.add();
 }
 
-bool PacketPath::stage(uint8_t p, rte_mbuf* m) {
-    auto& t = tx_[p];
-    if (t.n >= t.pkts.size()) return false;
-    t.pkts[t.n++] = m;
-    return true;
-}
-
-void PacketPath::send(uint8_t out, rte_mbuf* m) {
-    if (!stage(out, m)) drop(m, Drop::TxFull);
+inline void PacketPath::send(uint8_t out, rte_mbuf* m) {
+    if (!stage(out, m)) [[unlikely]]
+        drop(m, Drop::TxFull);
 }
 
 void PacketPath::drop(rte_mbuf* m, Drop d) {
@@ -298,8 +296,7 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
         unsigned total = 40 + rte_be_to_cpu_16(ip->payload_len);
         trim_to(m, l3 + total);
-        static constexpr uint8_t kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-        if (ip->src_addr[0] == 0xFF || std::memcmp(ip->src_addr, kLoopback6, 16) == 0) return drop(m, Drop::BadIpSource);
+        if (ip->src_addr[0] == 0xFF || is_loopback6(ip->src_addr)) return drop(m, Drop::BadIpSource);
         md.fam = Family::V6;
         md.first_frag = true;  // ports are hashed only when TCP/UDP follows the fixed header
         md.len = uint16_t(total);
@@ -318,11 +315,9 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         }
         // Past ND: unspecified and link-local sources must not be forwarded (RFC 4291 2.5.2,
         // 2.5.6), nor packets to the unspecified or loopback address.
-        static constexpr uint8_t kUnspec6[16] = {};
-        if (std::memcmp(ip->src_addr, kUnspec6, 16) == 0 || (ip->src_addr[0] == 0xFE && (ip->src_addr[1] & 0xC0) == 0x80))
+        if (is_unspecified6(ip->src_addr) || (ip->src_addr[0] == 0xFE && (ip->src_addr[1] & 0xC0) == 0x80))
             return drop(m, Drop::BadIpSource);
-        if (std::memcmp(ip->dst_addr, kUnspec6, 16) == 0 || std::memcmp(ip->dst_addr, kLoopback6, 16) == 0)
-            return drop(m, Drop::MartianDst);
+        if (is_unspecified6(ip->dst_addr) || is_loopback6(ip->dst_addr)) return drop(m, Drop::MartianDst);
         if (ip->hop_limits <= 1) {
             icmp_error(in, m, md, kIcmp6TimeExceeded, 0, 0);
             return drop(m, Drop::TtlExpired);
@@ -364,7 +359,7 @@ void PacketPath::deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr
 void PacketPath::forward_native(uint8_t in, rte_mbuf* m, Meta& md) {
     const DpPort& core = cfg_.ports[cfg_.core_index];
     const MacAddr& nh = nh_mac_[md.fam == Family::V6];
-    if (nh.is_zero()) return drop(m, Drop::NextHopUnresolved);
+    if (!nh_ok_[md.fam == Family::V6]) return drop(m, Drop::NextHopUnresolved);
     if (md.len > core.mtu) {
         if (md.fam == Family::V6 || ipv4_df(m, md.l3)) {
             const bool v4 = md.fam == Family::V4;
@@ -384,7 +379,8 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
     const bool out6 = v.locator.family == Family::V6;
     if (out6 ? !cfg_.has_loc6 : !cfg_.has_loc4) return drop(m, Drop::NoLocator);
     const MacAddr& nh = nh_mac_[out6];
-    if (nh.is_zero()) return drop(m, Drop::NextHopUnresolved);
+    if (!nh_ok_[out6]) [[unlikely]]
+        return drop(m, Drop::NextHopUnresolved);
     const DpPort& core = cfg_.ports[cfg_.core_index];
     const unsigned over = out6 ? wire::kOverheadV6 : wire::kOverheadV4;
     const bool in4 = md.fam == Family::V4;
@@ -414,16 +410,19 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
         auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
         const bool df = cfg_.df == DfPolicy::Set || (cfg_.df == DfPolicy::Copy && inner_df);
         ip->version_ihl = RTE_IPV4_VHL_DEF;
+        const uint16_t total = uint16_t(wire::kIpv4Len + udp_len);
+        const uint16_t id = df ? 0 : ip_id_++;  // RFC 6864: the ID only matters without DF
+        const uint16_t frag = df ? RTE_IPV4_HDR_DF_FLAG : 0;
+        const uint32_t dst = v.locator.v4_be();
         ip->type_of_service = tc;  // RFC 6040 normal mode: DSCP and ECN copied
-        ip->total_length = rte_cpu_to_be_16(uint16_t(wire::kIpv4Len + udp_len));
-        ip->packet_id = df ? 0 : rte_cpu_to_be_16(ip_id_++);  // RFC 6864: ID only matters without DF
-        ip->fragment_offset = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
+        ip->total_length = rte_cpu_to_be_16(total);
+        ip->packet_id = rte_cpu_to_be_16(id);
+        ip->fragment_offset = rte_cpu_to_be_16(frag);
         ip->time_to_live = 64;
         ip->next_proto_id = IPPROTO_UDP;
-        ip->hdr_checksum = 0;
         ip->src_addr = loc4_be_;
-        std::memcpy(&ip->dst_addr, v.locator.b.data(), 4);
-        ip->hdr_checksum = uint16_t(~ipv4_sum20(ip));
+        ip->dst_addr = dst;
+        ip->hdr_checksum = ipv4_outer_cksum(outer4_fixed_sum_, tc, total, id, frag, dst);
         udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     } else {
         eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);

@@ -52,7 +52,13 @@ public:
     std::span<rte_mbuf*> staged(uint8_t p) { return {tx_[p].pkts.data(), tx_[p].n}; }
     void clear_staged(uint8_t p) { tx_[p].n = 0; }
     // Stage a packet built elsewhere (control lcore's tx ring). False if the stage is full.
-    bool stage(uint8_t p, rte_mbuf* m);
+    bool stage(uint8_t p, rte_mbuf* m) {
+        auto& t = tx_[p];
+        if (t.n >= t.pkts.size()) [[unlikely]]
+            return false;
+        t.pkts[t.n++] = m;
+        return true;
+    }
 
     // Applied between bursts: the only way the cache, the attachments or next hops change.
     void apply(const UpdateMsg& u);
@@ -101,13 +107,15 @@ private:
     std::vector<Match4> mobile4_, peer4_;
     std::vector<Match6> mobile6_, peer6_;
     uint32_t gw4_be_ = 0, loc4_be_ = 0;
+    uint32_t outer4_fixed_sum_ = 0;  // TTL/protocol word + our IPv4 locator, for the outer checksum
     WorkerCounters& ctr_;
     LocatorCache& cache_;
     AttachmentTable& attach_;
     rte_mempool* pool_;
     Rings rings_;
     uint32_t worker_id_;
-    MacAddr nh_mac_[2]{};  // [0] v4, [1] v6; zero = unresolved
+    MacAddr nh_mac_[2]{};     // [0] v4, [1] v6; zero = unresolved
+    bool nh_ok_[2]{};         // nh_mac_[i] is resolved (checked per packet)
     uint16_t ip_id_ = 0;
     IcmpLimiter icmp_limiter_;
 

@@ -30,6 +30,34 @@ inline uint16_t ipv4_sum20(const void* h) {
     return uint16_t(s);
 }
 
+// Sum of the two 16-bit halves of a network-order 32-bit word, in host order (for checksums).
+inline uint32_t sum_be32(uint32_t be) {
+    uint32_t h = rte_be_to_cpu_32(be);
+    return (h >> 16) + (h & 0xFFFF);
+}
+
+// Header checksum of an outer IPv4 header (IHL 5) computed from its field values, so the
+// header just written need not be read back (that read stalls on store forwarding).
+// `fixed` = sum of the words that never change per worker: 0x4500-less TTL/proto and source.
+inline uint16_t ipv4_outer_cksum(uint32_t fixed, uint8_t tos, uint16_t total, uint16_t id, uint16_t frag, uint32_t dst_be) {
+    uint32_t s = fixed + (0x4500u | tos) + total + id + frag + sum_be32(dst_be);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    return rte_cpu_to_be_16(uint16_t(~s));
+}
+
+inline bool is_unspecified6(const uint8_t* a) {
+    uint64_t w[2];
+    std::memcpy(w, a, 16);
+    return (w[0] | w[1]) == 0;
+}
+
+inline bool is_loopback6(const uint8_t* a) {
+    uint64_t w[2];
+    std::memcpy(w, a, 16);
+    return w[0] == 0 && w[1] == rte_cpu_to_be_64(1);
+}
+
 inline bool eq16(const uint8_t* a, const uint8_t* b) {
     uint64_t x[2], y[2];
     std::memcpy(x, a, 16);
