@@ -503,6 +503,7 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
             if (to_us && type == 128) return punt(in, m, PuntReason::LocalIcmp);
             return drop(m, Drop::CoreNotLm);
         }
+        if (ip->dst_addr[0] == 0xFF) return drop(m, Drop::Multicast);  // MLD and other link noise
         if (!to_us || ip->proto != IPPROTO_UDP) return drop(m, Drop::CoreNotLm);
         l4 = l3 + 40;
         udp_expect = uint16_t(plen);

@@ -13,6 +13,7 @@ of different input ports may interleave); every output packet must be claimed by
 """
 
 import os
+import shutil
 import re
 import select
 import signal
@@ -245,6 +246,8 @@ def run_router(router, case, workdir, settle=1.0, start_timeout=10.0, stop_timeo
         text += rest
         lf.write(rest)
     lf.close()
+    # EAL makes /var/run/dpdk/<prefix> even with --no-shconf; leave nothing behind.
+    shutil.rmtree(os.path.join("/var/run/dpdk", prefix), ignore_errors=True)
     outputs = {}
     for name in ports:
         frames = read_pcap(os.path.join(workdir, f"{name}_out.pcap"))
