@@ -1,18 +1,24 @@
 // lm-bench: fast-path benchmarks on one worker core, with in-process virtual devices.
 //
-//   lm-bench fastpath [--packets N] [--trials N] [--warmup N] [--lcore N] [--huge|--no-huge]
-//                     [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]
+//   lm-bench fastpath [--vdev null|ring] [--packets N] [--trials N] [--warmup N] [--lcore N]
+//                     [--huge|--no-huge] [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]
 //
-// The method is described in docs/benchmarks.md. In short: every port is a net_ring ethdev
-// (rte_eth_from_rings). A fixed set of 4096 mbufs circulates: a per-port "wire" ring holds
-// packets whose bytes are written; before each round the bench plays the NIC for one burst per
-// port (writes the mbuf descriptor fields as a PMD's rx does, moves the mbufs to the port's rx
-// ring). A round is then the real worker loop, Worker::poll_once() (rx_burst ->
-// PacketPath::process -> tx_burst on every port), and the recycle step: take what was
-// transmitted off the tx rings, rewrite only the header bytes the path changed (with a new
-// destination drawn from a seeded PRNG) and queue it at the back of its wire ring. The baseline
-// runs the same rounds with the same NIC and recycle steps but forwards rx -> tx with no
-// processing, so only the path's own cost differs.
+// The method is described in docs/benchmarks.md. Every workload runs the real worker loop,
+// Worker::poll_once() (rx_burst -> PacketPath::process -> tx_burst on every port); the baseline
+// runs the same rx_burst and tx_burst with no processing in between, on the same vdev, with the
+// same burst size and the same refill, so only the path's own cost differs. Two vdevs:
+//
+// --vdev null (default): every port is a net_null ethdev (copy=0). Its rx allocates mbufs from
+// the mempool and its tx frees them, as a NIC driver refilling its rx ring and completing tx
+// does. An rx callback ("refill") writes the workload's headers into every received mbuf, from
+// templates, with destinations from a seeded PRNG: see class NullBench.
+//
+// --vdev ring: every port is a net_ring ethdev (rte_eth_from_rings). A fixed set of 4096 mbufs
+// circulates: a per-port "wire" ring holds packets whose bytes are written; before each round
+// the bench plays the NIC for one burst per port (writes the mbuf descriptor fields as a PMD's
+// rx does, moves the mbufs to the port's rx ring); after it, the recycle step takes what was
+// transmitted off the tx rings, rewrites only the header bytes the path changed and queues it at
+// the back of its wire ring. See class Bench.
 //
 // The last line of output is one JSON object (see docs/benchmarks.md for the fields).
 #include <rte_byteorder.h>
@@ -24,6 +30,7 @@
 #include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_memcpy.h>
 #include <rte_ring.h>
 #include <rte_udp.h>
 #include <sys/resource.h>
@@ -252,8 +259,9 @@ AccessTemplate access_template(const MacAddr& dst_mac, bool v6) {
 
 struct CoreTemplate {
     std::array<uint8_t, 160> bytes{};
-    unsigned len = 0;     // frame length
-    unsigned lm_off = 0;  // offset of the LM header: the refill rewrites these 24 bytes only
+    unsigned len = 0;      // frame length
+    unsigned lm_off = 0;   // offset of the LM header: the ring refill rewrites these 24 bytes only
+    unsigned hdr_len = 0;  // outer Ethernet/IP/UDP + LM + inner IP + inner UDP: the null refill writes these
 };
 
 CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6) {
@@ -307,6 +315,7 @@ CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6) {
         std::memcpy(dst, &d, 4);
     }
     put_inner(p + off, in6, dst, kInnerLen);
+    t.hdr_len = off + (in6 ? 40 : 20) + 8;
     t.len = off + kInnerLen;
     return t;
 }
@@ -320,6 +329,7 @@ struct Options {
     unsigned lcore = 0;
     int huge = -1;  // -1 auto, 0 no, 1 yes
     std::string only;  // profiling: run one workload (baseline|hot|decap|1m), no JSON line
+    bool ring = false;  // --vdev ring: net_ring ports instead of net_null
     std::vector<std::string> eal;
 };
 
@@ -343,9 +353,69 @@ struct SlotInfo {
     uint16_t len = 0;  // frame length
 };
 
+// A worker as the router builds one (queue 0 of every port), with the next-hop MAC resolved.
+std::unique_ptr<Worker> new_worker(const DpConfig& cfg, rte_mempool* pool, uint32_t cache_entries) {
+    WorkerParams wp;
+    wp.id = 0;
+    wp.cache_entries = cache_entries;
+    wp.attachment_entries = 4096;
+    wp.idle_backoff_us = 0;
+    wp.socket = int(rte_socket_id());
+    wp.pool = pool;
+    auto w = std::make_unique<Worker>(cfg, wp);
+    UpdateMsg nh4{}, nh6{};
+    nh4.op = nh6.op = UpdateOp::SetNextHop;
+    nh4.family = Family::V4;
+    nh6.family = Family::V6;
+    nh4.mac = nh6.mac = mac(0, 0, 0x0f, 0xfe);
+    w->path().apply(nh4);
+    w->path().apply(nh6);
+    return w;
+}
+
+// Many short trials after a warm-up; `round` runs one poll round and returns packets received.
+template <class Round>
+Result measure(const Options& o, Round&& round) {
+    Result r;
+    uint64_t n = 0;
+    while (n < o.warmup) n += round();
+    r.packets = n;
+    // A trial during which the kernel preempted this thread (another process wanted the core)
+    // is not clean: its TSC time includes someone else's work.
+    std::vector<double> all, clean;
+    for (unsigned t = 0; t < o.trials; ++t) {
+        n = 0;
+        const long cs0 = involuntary_switches();
+        const uint64_t t0 = rte_rdtsc_precise();
+        while (n < o.packets) n += round();
+        const uint64_t t1 = rte_rdtsc_precise();
+        const double c = double(t1 - t0) / double(n);
+        all.push_back(c);
+        if (involuntary_switches() == cs0) clean.push_back(c);
+        r.packets += n;
+    }
+    auto median = [](std::vector<double>& v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    r.trials = unsigned(all.size());
+    r.clean = unsigned(clean.size());
+    // Fewer than 3 clean trials: the fastest third of all trials stands in for them.
+    if (clean.size() < 3) {
+        std::sort(all.begin(), all.end());
+        clean.assign(all.begin(), all.begin() + std::max<size_t>(1, all.size() / 3));
+    }
+    r.median = median(clean);
+    r.min = clean.front();
+    r.max = clean.back();
+    return r;
+}
+
+// ---- vdev "ring": net_ring ports, the bench plays the NIC ----------------------------------
+
 class Bench {
 public:
-    Bench(const Options& o, rte_mempool* pool) : o_(o), pool_(pool) {
+    explicit Bench(rte_mempool* pool) : pool_(pool) {
         for (unsigned p = 0; p < kNbPorts; ++p) {
             const auto flags = RING_F_SP_ENQ | RING_F_SC_DEQ;  // one core: no atomics, like a NIC queue
             ports_.rx[p] = rte_ring_create(("lmb_rx" + std::to_string(p)).c_str(), kRingSize, rte_socket_id(), flags);
@@ -363,24 +433,8 @@ public:
 
     const DpConfig& config() const { return cfg_; }
 
-    std::unique_ptr<Worker> make_worker(uint32_t cache_entries) {
-        WorkerParams wp;
-        wp.id = 0;
-        wp.cache_entries = cache_entries;
-        wp.attachment_entries = 4096;
-        wp.idle_backoff_us = 0;
-        wp.socket = int(rte_socket_id());
-        wp.pool = pool_;
-        auto w = std::make_unique<Worker>(cfg_, wp);
-        UpdateMsg nh4{}, nh6{};
-        nh4.op = nh6.op = UpdateOp::SetNextHop;
-        nh4.family = Family::V4;
-        nh6.family = Family::V6;
-        nh4.mac = nh6.mac = mac(0, 0, 0x0f, 0xfe);
-        w->path().apply(nh4);
-        w->path().apply(nh6);
-        return w;
-    }
+    // net_ring: one configuration, every port receives what the bench put on its rx ring.
+    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind) { return new_worker(cfg_, pool_, cache_entries); }
 
     // Cache every MO of an encap workload of `mos` MOs (mos / 8 per port and inner family).
     static void add_mappings(Worker& w, uint32_t mos) {
@@ -558,50 +612,188 @@ public:
         return n;
     }
 
-    template <class Round>
-    Result measure(Round&& round) {
-        Result r;
-        uint64_t n = 0;
-        while (n < o_.warmup) n += round();
-        r.packets = n;
-        // Many short trials; a trial during which the kernel preempted this thread (another
-        // process wanted the core) is not clean: its TSC time includes someone else's work.
-        std::vector<double> all, clean;
-        for (unsigned t = 0; t < o_.trials; ++t) {
-            n = 0;
-            const long cs0 = involuntary_switches();
-            const uint64_t t0 = rte_rdtsc_precise();
-            while (n < o_.packets) n += round();
-            const uint64_t t1 = rte_rdtsc_precise();
-            const double c = double(t1 - t0) / double(n);
-            all.push_back(c);
-            if (involuntary_switches() == cs0) clean.push_back(c);
-            r.packets += n;
-        }
-        auto median = [](std::vector<double>& v) {
-            std::sort(v.begin(), v.end());
-            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-        };
-        r.trials = unsigned(all.size());
-        r.clean = unsigned(clean.size());
-        // Fewer than 3 clean trials: the fastest third of all trials stands in for them.
-        if (clean.size() < 3) {
-            std::sort(all.begin(), all.end());
-            clean.assign(all.begin(), all.begin() + std::max<size_t>(1, all.size() / 3));
-        }
-        r.median = median(clean);
-        r.min = clean.front();
-        r.max = clean.back();
-        return r;
-    }
-
 private:
-    const Options& o_;
     rte_mempool* pool_;
     Ports ports_;
     DpConfig cfg_;
     std::array<rte_mbuf*, kSlots> mbufs_{};
     std::array<SlotInfo, kSlots> slots_{};
+    std::array<AccessTemplate, 2> atpl_;
+    std::array<CoreTemplate, 4> ctpl_;
+    Rng rng_;
+    uint32_t mos_per_ = 1;
+};
+
+// ---- vdev "null": net_null ports, a driver that allocates and frees ---------------------------
+// Every port is a net_null ethdev (EAL --vdev, see null_vdev_args). Its rx_burst takes mbufs
+// from the mempool (rte_pktmbuf_alloc_bulk: what a NIC driver does when it refills its rx ring)
+// and sets their length to the port's size; with copy=0 it never writes packet data. Its
+// tx_burst frees every mbuf (what a NIC driver does on tx completion). So the vdev costs what a
+// driver costs in mbuf handling, without the descriptor rings.
+//
+// Ports that receive in one workload are separate vdevs from those that do not (no-rx=1), so
+// the worker polls 5 ports in every workload, like the router, but only the 4 access ports
+// (encap) or only the core port (decap) deliver packets:
+//   0-3  access, rx, size=64        5-8  access, no-rx
+//   4    core, rx, size=136         9    core, no-rx
+// Encap workloads run on config {0,1,2,3 | 9}, decap on {5,6,7,8 | 4}.
+//
+// The refill is an rx callback (rte_eth_add_rx_callback) on every port that receives: it runs
+// inside rte_eth_rx_burst, after the PMD, so Worker::poll_once() is driven unchanged and the
+// baseline goes through exactly the same rx_burst + refill. The mbufs net_null hands over hold
+// whatever the buffer held last (usually another workload packet, of another kind), so the
+// refill writes the complete header stack of the frame, never the payload:
+//   access: Ethernet + IPv4/IPv6 + UDP (42/62 of 64 bytes), destination and IPv4 checksum patched;
+//   core:   Ethernet + outer IP + UDP + LM + inner IP + inner UDP (94-134 of 116/136 bytes),
+//           tenant and MO id patched, data_len/pkt_len set (the port's size is the longest frame).
+// Which kind and destination a packet gets comes from a seeded xorshift64* reset by load(): every
+// run, and the baseline, sees exactly the same sequence.
+
+constexpr unsigned kNullPorts = 2 * kNbPorts;
+constexpr uint16_t kCoreFrameMax = 136;  // 6in6 / 4in6 LM frames; 4in4 / 6in4 are 116
+
+std::vector<std::string> null_vdev_args() {
+    std::vector<std::string> a;
+    for (unsigned i = 0; i < kNullPorts; ++i) {
+        std::string dev = "net_null" + std::to_string(i);
+        if (i < kAccessPorts) dev += ",size=" + std::to_string(kFrameLen) + ",copy=0";
+        else if (i == kAccessPorts) dev += ",size=" + std::to_string(kCoreFrameMax) + ",copy=0";
+        else dev += ",no-rx=1";
+        a.insert(a.end(), {"--vdev", dev});
+    }
+    return a;
+}
+
+class NullBench {
+public:
+    explicit NullBench(rte_mempool* pool) : pool_(pool) {
+        std::array<uint16_t, kNullPorts> id{};
+        for (unsigned i = 0; i < kNullPorts; ++i) {
+            const std::string name = "net_null" + std::to_string(i);
+            if (rte_eth_dev_get_port_by_name(name.c_str(), &id[i]) != 0) die("no ethdev " + name + " (is the net_null PMD loaded?)");
+            rte_eth_conf conf{};
+            if (rte_eth_dev_configure(id[i], 1, 1, &conf) != 0) die("configure " + name);
+            if (rte_eth_rx_queue_setup(id[i], 0, 1024, rte_socket_id(), nullptr, pool_) != 0) die("rxq " + name);
+            if (rte_eth_tx_queue_setup(id[i], 0, 1024, rte_socket_id(), nullptr) != 0) die("txq " + name);
+            if (rte_eth_dev_start(id[i]) != 0) die("start " + name);
+            ids_.push_back(id[i]);
+        }
+        Ports enc, dec;  // only .id is used by make_config
+        for (unsigned t = 0; t < kAccessPorts; ++t) {
+            enc.id[t] = id[t];
+            dec.id[t] = id[kNbPorts + t];
+        }
+        enc.id[kCore] = id[kNbPorts + kCore];
+        dec.id[kCore] = id[kCore];
+        enc_ = make_config(enc);
+        dec_ = make_config(dec);
+        for (unsigned v6 = 0; v6 < 2; ++v6) atpl_[v6] = access_template(enc_.gw_mac, v6);
+        for (unsigned k = 0; k < 4; ++k) ctpl_[k] = core_template(dec_.ports[kCore].mac, k & 2, k & 1);
+    }
+    // Install the refill; before this, rx_burst returns net_null's stale buffers (only for the
+    // "vdev alone" line: no workload may run without it).
+    void attach_refill() {
+        for (unsigned t = 0; t < kAccessPorts; ++t)
+            if (!rte_eth_add_rx_callback(ids_[t], 0, &access_rx_cb, this)) die("rte_eth_add_rx_callback (DPDK built without RTE_ETHDEV_RXTX_CALLBACKS?)");
+        if (!rte_eth_add_rx_callback(ids_[kCore], 0, &core_rx_cb, this)) die("rte_eth_add_rx_callback");
+    }
+    ~NullBench() {
+        for (uint16_t p : ids_) {
+            rte_eth_dev_stop(p);
+            rte_eth_dev_close(p);
+        }
+    }
+    NullBench(const NullBench&) = delete;
+    NullBench& operator=(const NullBench&) = delete;
+
+    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind k) {
+        return new_worker(k == Kind::Access ? enc_ : dec_, pool_, cache_entries);
+    }
+
+    // Start a workload's packet sequence: `mos` = MOs per encap workload, 0 = decap.
+    void load(uint32_t mos) {
+        rng_ = Rng{};
+        mos_per_ = std::max<uint32_t>(1, mos / (2 * kAccessPorts));
+    }
+
+    // Zero-work forward with the worker's polling structure: rx_burst on every port of the
+    // workload's configuration; what came in goes out with one tx_burst on the port the path
+    // would send it to (the core port for access frames, an access port for LM frames).
+    template <Kind K>
+    unsigned baseline_round() {
+        const DpConfig& c = K == Kind::Access ? enc_ : dec_;
+        unsigned total = 0;
+        rte_mbuf* pkts[kBurst];
+        for (unsigned p = 0; p < kNbPorts; ++p) {
+            const uint16_t n = rte_eth_rx_burst(c.ports[p].port_id, 0, pkts, kBurst);
+            if (!n) continue;
+            total += n;
+            const uint16_t out = K == Kind::Access ? c.ports[kCore].port_id : c.ports[0].port_id;
+            if (rte_eth_tx_burst(out, 0, pkts, n) != n) die("baseline: tx_burst short");
+        }
+        return total;
+    }
+
+    template <Kind K>
+    unsigned path_round(Worker& w) {
+        return w.poll_once();
+    }
+
+private:
+    static uint16_t access_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* self) {
+        auto* b = static_cast<NullBench*>(self);
+        for (uint16_t i = 0; i < n; ++i) b->refill_access(pkts[i]);
+        return n;
+    }
+    static uint16_t core_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* self) {
+        auto* b = static_cast<NullBench*>(self);
+        for (uint16_t i = 0; i < n; ++i) b->refill_core(pkts[i]);
+        return n;
+    }
+
+    // Ethernet + IP + UDP from the template, destination uniform over the port's MOs (each
+    // access port is its own tenant with the same EIDs), inner family uniform.
+    inline void refill_access(rte_mbuf* m) {
+        const uint64_t x = rng_.next();
+        const unsigned v6 = unsigned(x & 1);
+        const uint32_t k = uint32_t((uint64_t(uint32_t(x >> 32)) * mos_per_) >> 32);
+        const AccessTemplate& t = atpl_[v6];
+        uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
+        // One branch on the family (as unpredictable as the family), fixed-size copies inside.
+        if (v6) {
+            std::memcpy(p, t.bytes.data(), 14 + 40 + 8);
+            eid6(k, p + t.dst_off);
+        } else {
+            std::memcpy(p, t.bytes.data(), 14 + 20 + 8);
+            const uint32_t d = eid4_be(k);
+            std::memcpy(p + t.dst_off, &d, 4);
+            uint32_t s = t.sum + (d & 0xFFFF) + (d >> 16);
+            s = (s & 0xFFFF) + (s >> 16);
+            s = (s & 0xFFFF) + (s >> 16);
+            const uint16_t ck = uint16_t(~s);
+            std::memcpy(p + 14 + 10, &ck, 2);
+        }
+    }
+
+    // The whole header stack of an LM frame (4in4 / 6in4 / 4in6 / 6in6 uniform), to one of the
+    // attached MOs (uniform).
+    inline void refill_core(rte_mbuf* m) {
+        const uint64_t x = rng_.next();
+        const CoreTemplate& t = ctpl_[x & 3];
+        const uint32_t u = uint32_t((uint64_t(uint32_t(x >> 32)) * kDecapMos) >> 32);
+        uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
+        rte_memcpy(p, t.bytes.data(), t.hdr_len);
+        m->data_len = uint16_t(t.len);
+        m->pkt_len = t.len;
+        auto* lh = reinterpret_cast<wire::LmHeader*>(p + t.lm_off);
+        const unsigned tn = u % kAccessPorts;
+        lh->set_tenant(tn + 1);
+        lh->mo_id_be = rte_cpu_to_be_64(mo_id(tn, 2, u / kAccessPorts));
+    }
+
+    rte_mempool* pool_;
+    std::vector<uint16_t> ids_;
+    DpConfig enc_, dec_;
     std::array<AccessTemplate, 2> atpl_;
     std::array<CoreTemplate, 4> ctpl_;
     Rng rng_;
@@ -679,38 +871,109 @@ std::string cpu_model() {
 }
 
 // --only: one workload, for a profiler (callgrind, perf with cpu-clock).
-template <class Line>
-int profile_one(Bench& b, const std::string& which, Line&& line) {
+template <class B, class Line>
+int profile_one(const Options& o, B& b, const std::string& which, Line&& line) {
     if (which == "baseline") {
         b.load(kHotMos);
-        line("baseline (access frames)", b.measure([&] { return b.baseline_round<Kind::Access>(); }), nullptr);
+        line("baseline (access frames)", measure(o, [&] { return b.template baseline_round<Kind::Access>(); }), nullptr);
         return 0;
     }
-    const bool big = which == "1m";
-    if (!big && which != "hot" && which != "decap") die("--only: unknown workload " + which);
-    auto w = b.make_worker(big ? kBigCacheEntries : 65536);
+    const bool big = which == "1m", dec = which == "decap";
+    if (!big && which != "hot" && !dec) die("--only: unknown workload " + which);
+    auto w = b.make_worker(big ? kBigCacheEntries : 65536, dec ? Kind::Core : Kind::Access);
     Bench::add_mappings(*w, big ? kBigMos : kHotMos);
     Bench::add_attachments(*w);
     const Snap s0 = snap(w->counters());
     Result r;
-    if (which == "decap") {
+    if (dec) {
         b.load(0);
-        r = b.measure([&] { return b.path_round<Kind::Core>(*w); });
+        r = measure(o, [&] { return b.template path_round<Kind::Core>(*w); });
     } else {
         b.load(big ? kBigMos : kHotMos);
-        r = b.measure([&] { return b.path_round<Kind::Access>(*w); });
+        r = measure(o, [&] { return b.template path_round<Kind::Access>(*w); });
     }
     line(which.c_str(), r, nullptr);
-    check(which.c_str(), w->counters(), s0, r.packets, which == "decap");
+    check(which.c_str(), w->counters(), s0, r.packets, dec);
     return 0;
 }
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: lm-bench fastpath [--packets N] [--trials N] [--warmup N] [--lcore N] [--huge|--no-huge]\n"
-                 "                         [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]\n"
+                 "usage: lm-bench fastpath [--vdev null|ring] [--packets N] [--trials N] [--warmup N] [--lcore N]\n"
+                 "                         [--huge|--no-huge] [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]\n"
+                 "--vdev: net_null ports (default; rx allocates mbufs, tx frees them, like a NIC driver)\n"
+                 "        or net_ring ports (the bench plays the NIC; rx/tx are ring operations).\n"
                  "--only runs one workload (for profilers) and prints no JSON line.\n");
     std::exit(2);
+}
+
+// The workloads, in the order baseline, baseline on LM frames, hot, decap, 1M, baseline again.
+template <class B, class Line>
+void run_all(const Options& o, B& b, double hz, bool has_huge, Line&& line) {
+    b.load(kHotMos);
+    Result base1 = measure(o, [&] { return b.template baseline_round<Kind::Access>(); });
+    line("baseline (access frames)", base1, nullptr);
+
+    b.load(0);
+    Result base_core = measure(o, [&] { return b.template baseline_round<Kind::Core>(); });
+    line("baseline (LM frames)", base_core, nullptr);
+
+    // Hot and decap: the default cache size (65536 entries).
+    auto w = b.make_worker(65536, Kind::Access);
+    Bench::add_mappings(*w, kHotMos);
+    Bench::add_attachments(*w);
+    b.load(kHotMos);
+    Snap s0 = snap(w->counters());
+    Result hot = measure(o, [&] { return b.template path_round<Kind::Access>(*w); });
+    line("encap hot (10k MOs)", hot, &base1);
+    check("encap_hot", w->counters(), s0, hot.packets, false);
+    w.reset();
+
+    w = b.make_worker(65536, Kind::Core);
+    Bench::add_mappings(*w, kHotMos);
+    Bench::add_attachments(*w);
+    b.load(0);
+    s0 = snap(w->counters());
+    Result dec = measure(o, [&] { return b.template path_round<Kind::Core>(*w); });
+    line("decap (1k MOs)", dec, &base1);
+    check("decap", w->counters(), s0, dec.packets, true);
+    w.reset();
+
+    // 1M: a cache sized for it.
+    std::printf("populating %u cache entries (capacity %u)...\n", kBigMos, kBigCacheEntries);
+    std::fflush(stdout);
+    const uint64_t p0 = rte_rdtsc();
+    auto wb = b.make_worker(kBigCacheEntries, Kind::Access);
+    Bench::add_mappings(*wb, kBigMos);
+    std::printf("  %u entries in %.2f s\n", wb->path().cache().size(), double(rte_rdtsc() - p0) / hz);
+    b.load(kBigMos);
+    s0 = snap(wb->counters());
+    Result big = measure(o, [&] { return b.template path_round<Kind::Access>(*wb); });
+    line("encap 1M MOs", big, &base1);
+    check("encap_1m", wb->counters(), s0, big.packets, false);
+    wb.reset();
+
+    b.load(kHotMos);
+    Result base2 = measure(o, [&] { return b.template baseline_round<Kind::Access>(); });
+    line("baseline again", base2, nullptr);
+
+    // The baseline is the mean of the first and last baseline medians (drift printed).
+    Result base = base1;
+    base.median = (base1.median + base2.median) / 2;
+    std::printf("baseline used: %.1f cycles/pkt (first %.1f, last %.1f); decap vs LM-frame baseline: ratio %.3f\n", base.median,
+                base1.median, base2.median, base_core.median / dec.median);
+    std::printf("targets: encap_hot_ratio %.3f (>= 0.6 %s), decap_ratio %.3f (>= 0.7 %s), encap_1m - baseline %.1f cycles (<= 130 %s)\n",
+                base.median / hot.median, base.median / hot.median >= 0.6 ? "met" : "MISSED", base.median / dec.median,
+                base.median / dec.median >= 0.7 ? "met" : "MISSED", big.median - base.median,
+                big.median - base.median <= 130 ? "met" : "MISSED");
+    std::printf("vdev: %s\n", o.ring ? "ring (net_ring ports, rte_eth_from_rings; the bench plays the NIC)"
+                                     : "null (net_null ports, copy=0: rx allocates from the mempool, tx frees)");
+    std::printf(
+        "{\"bench\":\"fastpath\",\"baseline_cycles\":%.1f,\"encap_hot_cycles\":%.1f,\"encap_1m_cycles\":%.1f,\"decap_cycles\":%.1f,"
+        "\"encap_hot_ratio\":%.3f,\"encap_1m_ratio\":%.3f,\"decap_ratio\":%.3f,\"baseline_mpps\":%.2f,\"hugepages\":%s}\n",
+        base.median, hot.median, big.median, dec.median, base.median / hot.median, base.median / big.median,
+        base.median / dec.median, hz / base.median / 1e6, has_huge ? "true" : "false");
+    std::fflush(stdout);
 }
 
 int fastpath(Options o) {
@@ -723,6 +986,10 @@ int fastpath(Options o) {
         args.insert(args.end(), {"--in-memory", "-m", std::to_string(mb)});
     } else {
         args.insert(args.end(), {"--no-huge", "--no-shconf", "-m", "2048"});
+    }
+    if (!o.ring) {
+        auto v = null_vdev_args();
+        args.insert(args.end(), v.begin(), v.end());
     }
     args.insert(args.end(), o.eal.begin(), o.eal.end());
     std::vector<char*> argv;
@@ -740,15 +1007,20 @@ int fastpath(Options o) {
     const double hz = double(rte_get_tsc_hz());
     std::printf("cpu: %s, lcore %u, TSC %.0f MHz, hugepages: %s, THP: %s\n", cpu_model().c_str(), rte_lcore_id(), hz / 1e6,
                 has_huge ? "yes" : "no", thp_mode().c_str());
-    std::printf("setup: %u access ports (tenants 1-%u) + 1 core port, all net_ring; burst %u; %u mbufs in flight;\n"
-                "       %u-byte access frames, 116/136-byte LM frames; %" PRIu64 " packets x %u trials per workload after %" PRIu64
+    if (o.ring)
+        std::printf("setup: vdev ring: %u access ports (tenants 1-%u) + 1 core port, all net_ring; burst %u; %u mbufs in flight;\n",
+                    kAccessPorts, kAccessPorts, kBurst, kSlots);
+    else
+        std::printf("setup: vdev null: %u access ports (tenants 1-%u) + 1 core port, all net_null (copy=0; the ports not\n"
+                    "       receiving in a workload are no-rx=1 vdevs); burst %u; refill in an rx callback;\n",
+                    kAccessPorts, kAccessPorts, kBurst);
+    std::printf("       %u-byte access frames, 116/136-byte LM frames; %" PRIu64 " packets x %u trials per workload after %" PRIu64
                 " warm-up\n",
-                kAccessPorts, kAccessPorts, kBurst, kSlots, unsigned(kFrameLen), o.packets, o.trials, o.warmup);
+                unsigned(kFrameLen), o.packets, o.trials, o.warmup);
     std::fflush(stdout);
 
     {
         auto pool = make_pktmbuf_pool("lmb_pool", 2 * kSlots - 1, int(rte_socket_id()));
-        Bench b(o, pool.get());
         auto line = [&](const char* name, const Result& r, const Result* base) {
             std::printf("%-26s: %7.1f cycles/pkt (clean trials %u/%u: min %.1f, max %.1f)  %6.2f Mpps", name, r.median, r.clean, r.trials,
                         r.min, r.max, hz / r.median / 1e6);
@@ -756,70 +1028,21 @@ int fastpath(Options o) {
             std::printf("\n");
             std::fflush(stdout);
         };
-
-        if (!o.only.empty()) return profile_one(b, o.only, line);
-
-        // Worker for the hot and decap workloads: the default cache size (65536 entries).
-        auto w = b.make_worker(65536);
-        Bench::add_mappings(*w, kHotMos);
-        Bench::add_attachments(*w);
-
-        b.load(kHotMos);
-        Result base1 = b.measure([&] { return b.baseline_round<Kind::Access>(); });
-        line("baseline (access frames)", base1, nullptr);
-
-        b.load(0);
-        Result base_core = b.measure([&] { return b.baseline_round<Kind::Core>(); });
-        line("baseline (LM frames)", base_core, nullptr);
-
-        b.load(kHotMos);
-        Snap s0 = snap(w->counters());
-        Result hot = b.measure([&] { return b.path_round<Kind::Access>(*w); });
-        line("encap hot (10k MOs)", hot, &base1);
-        check("encap_hot", w->counters(), s0, hot.packets, false);
-
-        b.load(0);
-        s0 = snap(w->counters());
-        Result dec = b.measure([&] { return b.path_round<Kind::Core>(*w); });
-        line("decap (1k MOs)", dec, &base1);
-        check("decap", w->counters(), s0, dec.packets, true);
-        w.reset();
-
-        // Worker for the 1M workload: a cache sized for it.
-        std::printf("populating %u cache entries (capacity %u)...\n", kBigMos, kBigCacheEntries);
-        std::fflush(stdout);
-        const uint64_t p0 = rte_rdtsc();
-        auto wb = b.make_worker(kBigCacheEntries);
-        Bench::add_mappings(*wb, kBigMos);
-        std::printf("  %u entries in %.2f s\n", wb->path().cache().size(), double(rte_rdtsc() - p0) / hz);
-        b.load(kBigMos);
-        s0 = snap(wb->counters());
-        Result big = b.measure([&] { return b.path_round<Kind::Access>(*wb); });
-        line("encap 1M MOs", big, &base1);
-        check("encap_1m", wb->counters(), s0, big.packets, false);
-        wb.reset();
-
-        b.load(kHotMos);
-        Result base2 = b.measure([&] { return b.baseline_round<Kind::Access>(); });
-        line("baseline again", base2, nullptr);
-
-        // The baseline is the median over both runs' trials' medians (drift check printed).
-        Result base = base1;
-        base.median = (base1.median + base2.median) / 2;
-        base.min = std::min(base1.min, base2.min);
-        base.max = std::max(base1.max, base2.max);
-        std::printf("baseline used: %.1f cycles/pkt (first %.1f, last %.1f); decap vs LM-frame baseline: ratio %.3f\n", base.median,
-                    base1.median, base2.median, base_core.median / dec.median);
-        std::printf("targets: encap_hot_ratio %.3f (>= 0.6 %s), decap_ratio %.3f (>= 0.7 %s), encap_1m - baseline %.1f cycles (<= 130 %s)\n",
-                    base.median / hot.median, base.median / hot.median >= 0.6 ? "met" : "MISSED", base.median / dec.median,
-                    base.median / dec.median >= 0.7 ? "met" : "MISSED", big.median - base.median,
-                    big.median - base.median <= 130 ? "met" : "MISSED");
-        std::printf(
-            "{\"bench\":\"fastpath\",\"baseline_cycles\":%.1f,\"encap_hot_cycles\":%.1f,\"encap_1m_cycles\":%.1f,\"decap_cycles\":%.1f,"
-            "\"encap_hot_ratio\":%.3f,\"encap_1m_ratio\":%.3f,\"decap_ratio\":%.3f,\"baseline_mpps\":%.2f,\"hugepages\":%s}\n",
-            base.median, hot.median, big.median, dec.median, base.median / hot.median, base.median / big.median,
-            base.median / dec.median, hz / base.median / 1e6, has_huge ? "true" : "false");
-        std::fflush(stdout);
+        if (o.ring) {
+            Bench b(pool.get());
+            if (!o.only.empty()) return profile_one(o, b, o.only, line);
+            run_all(o, b, hz, has_huge, line);
+        } else {
+            NullBench b(pool.get());
+            if (o.only.empty()) {
+                // What the vdev itself costs: the baseline's rx -> tx without the refill.
+                b.load(kHotMos);
+                line("vdev alone (no refill)", measure(o, [&] { return b.baseline_round<Kind::Access>(); }), nullptr);
+            }
+            b.attach_refill();
+            if (!o.only.empty()) return profile_one(o, b, o.only, line);
+            run_all(o, b, hz, has_huge, line);
+        }
     }
     return 0;
 }
@@ -843,6 +1066,11 @@ int main(int argc, char** argv) {
         else if (a == "--huge") o.huge = 1;
         else if (a == "--no-huge") o.huge = 0;
         else if (a == "--only" && i + 1 < argc) o.only = argv[++i];
+        else if (a == "--vdev" && i + 1 < argc) {
+            const std::string v = argv[++i];
+            if (v != "null" && v != "ring") usage();
+            o.ring = v == "ring";
+        }
         else if (a == "--eal") {
             for (++i; i < argc; ++i) o.eal.emplace_back(argv[i]);
         } else usage();
