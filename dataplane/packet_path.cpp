@@ -33,6 +33,8 @@ struct PacketPath::Meta {
     uint8_t proto;     // access: L4 protocol (first header only)
     uint8_t outer_ecn; // core: ECN bits of the outer header
     bool first_frag;   // access: offset 0 (ports present)
+    uint16_t etype;    // after VLAN
+    uint32_t hash;     // access: inner flow hash (outer UDP source port, flow label)
     EidKey key;        // access: destination EID
     AttachKey akey;    // core: (tenant, MO id)
 };
@@ -178,52 +180,6 @@ void PacketPath::write_l2(rte_mbuf* m, uint8_t out, const MacAddr& dst, const Ma
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The burst loop: first pass classifies and handles everything that needs no table, second
-// pass does one bulk lookup for the rest (l3fwd style) and finishes those packets.
-
-void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
-    const bool core = cfg_.ports[in].role == PortRole::Core;
-    auto& pc = ctr_.ports[in];
-    while (!pkts.empty()) {
-        const unsigned n = std::min<size_t>(pkts.size(), kBurst);
-        Meta md[kBurst];
-        uint8_t idx[kBurst];
-        unsigned nl = 0;
-        uint64_t bytes = 0;
-        for (unsigned i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
-        for (unsigned i = 0; i < n; ++i) {
-            if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
-            rte_mbuf* m = pkts[i];
-            bytes += rte_pktmbuf_pkt_len(m);
-            bool need = false;
-            if (core) core_packet(in, m, md[i], need);
-            else access_packet(in, m, md[i], need);
-            if (need) idx[nl++] = uint8_t(i);
-        }
-        pc.rx_packets.add(n);
-        pc.rx_bytes.add(bytes);
-        if (nl) {
-            if (core) {
-                const AttachKey* keys[kBurst];
-                const Attachment* res[kBurst];
-                for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].akey;
-                attach_.lookup_bulk(keys, nl, res);
-                for (unsigned j = 0; j < nl; ++j) finish_core(pkts[idx[j]], md[idx[j]], res[j]);
-            } else {
-                const EidKey* keys[kBurst];
-                const MappingValue* res[kBurst];
-                for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].key;
-                cache_.lookup_bulk(keys, nl, res);
-                for (unsigned j = 0; j < nl; ++j)
-                    if (res[j]) rte_prefetch0(res[j]);
-                for (unsigned j = 0; j < nl; ++j) finish_access(in, pkts[idx[j]], md[idx[j]], res[j]);
-            }
-        }
-        pkts = pkts.subspan(n);
-    }
-}
-
 // L2: length, destination MAC, VLAN. Returns the L3 offset, or 0 after dropping the packet.
 static inline unsigned parse_l2(const DpPort& port, const MacAddr* gw, rte_mbuf* m, uint16_t& etype, Drop& why) {
     if (m->data_len < RTE_ETHER_HDR_LEN) return why = Drop::TooShort, 0;
@@ -246,21 +202,161 @@ static inline unsigned parse_l2(const DpPort& port, const MacAddr* gw, rte_mbuf*
 }
 
 // ---------------------------------------------------------------------------------------------
+// The burst loop: first pass classifies and handles everything that needs no table, second
+// pass does one bulk lookup for the rest (l3fwd style) and finishes those packets.
+
+void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
+    const bool core = cfg_.ports[in].role == PortRole::Core;
+    auto& pc = ctr_.ports[in];
+    while (!pkts.empty()) {
+        const unsigned n = std::min<size_t>(pkts.size(), kBurst);
+        Meta md[kBurst];
+        uint64_t bytes = 0;
+
+        // Stage 1: L2 checks, then the burst is split by EtherType so that every later loop
+        // runs one kind of packet: its branches predict well even when IPv4 and IPv6 alternate
+        // packet by packet (a mispredicted branch costs more than the rest of a stage).
+        uint8_t by_type[3][kBurst];  // 0 IPv4, 1 IPv6, 2 anything else (ARP, ...)
+        unsigned nt[3] = {0, 0, 0};
+        const DpPort& port = cfg_.ports[in];
+        const MacAddr* gw = core ? nullptr : &cfg_.gw_mac;
+        for (unsigned i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+        for (unsigned i = 0; i < n; ++i) {
+            if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
+            rte_mbuf* m = pkts[i];
+            bytes += rte_pktmbuf_pkt_len(m);
+            uint16_t etype;
+            Drop why;
+            const unsigned l3 = parse_l2(port, gw, m, etype, why);
+            if (!l3) [[unlikely]] {
+                drop(m, why);
+                continue;
+            }
+            md[i].l3 = uint16_t(l3);
+            md[i].etype = etype;
+            // Branch-free split: write the index to every list, advance only the right one.
+            const unsigned is4 = etype == RTE_ETHER_TYPE_IPV4, is6 = etype == RTE_ETHER_TYPE_IPV6;
+            by_type[0][nt[0]] = by_type[1][nt[1]] = by_type[2][nt[2]] = uint8_t(i);
+            nt[0] += is4;
+            nt[1] += is6;
+            nt[2] += 1 - is4 - is6;
+        }
+        pc.rx_packets.add(n);
+        pc.rx_bytes.add(bytes);
+
+        // Stage 2: L3 per EtherType; what needs a table lookup is listed in idx.
+        uint8_t idx[kBurst];
+        unsigned nl = 0;
+        auto l3_stage = [&]<int kClass>() {
+            for (unsigned j = 0; j < nt[kClass]; ++j) {
+                const unsigned i = by_type[kClass][j];
+                bool need = false;
+                if (core) core_packet<kClass>(in, pkts[i], md[i], need);
+                else access_packet<kClass>(in, pkts[i], md[i], need);
+                if (need) idx[nl++] = uint8_t(i);
+            }
+        };
+        l3_stage.template operator()<0>();
+        l3_stage.template operator()<1>();
+        l3_stage.template operator()<2>();
+        if (!nl) {
+            pkts = pkts.subspan(n);
+            continue;
+        }
+
+        // Stage 3: one bulk lookup, then the packets are split again by what they become.
+        if (core) {
+            const AttachKey* keys[kBurst];
+            const Attachment* res[kBurst];
+            for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].akey;
+            attach_.lookup_bulk(keys, nl, res);
+            // Buckets by inner family (branch-free); 2 = MO not attached here.
+            uint8_t by_fam[3][kBurst];
+            unsigned nf[3] = {0, 0, 0};
+            for (unsigned j = 0; j < nl; ++j) {
+                const unsigned k = res[j] ? unsigned(md[idx[j]].fam == Family::V6) : 2;
+                by_fam[0][nf[0]] = by_fam[1][nf[1]] = by_fam[2][nf[2]] = uint8_t(j);
+                nf[0] += k == 0;
+                nf[1] += k == 1;
+                nf[2] += k == 2;
+            }
+            for (unsigned t = 0; t < nf[0]; ++t) {
+                const unsigned j = by_fam[0][t];
+                finish_core<false>(pkts[idx[j]], md[idx[j]], *res[j]);
+            }
+            for (unsigned t = 0; t < nf[1]; ++t) {
+                const unsigned j = by_fam[1][t];
+                finish_core<true>(pkts[idx[j]], md[idx[j]], *res[j]);
+            }
+            for (unsigned t = 0; t < nf[2]; ++t) drop(pkts[idx[by_fam[2][t]]], Drop::LmUnknownMo);
+        } else {
+            const EidKey* keys[kBurst];
+            const MappingValue* res[kBurst];
+            for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].key;
+            cache_.lookup_bulk(keys, nl, res);
+            // The values are likely cache misses (1M MOs): prefetch them all, then do the work
+            // that needs only the packet (flow hash) while they arrive, then read them.
+            for (unsigned j = 0; j < nl; ++j)
+                if (res[j]) rte_prefetch0(res[j]);
+            for (unsigned j = 0; j < nl; ++j) {
+                Meta& d = md[idx[j]];
+                d.hash = flow_hash(pkts[idx[j]], d.l3, d.fam, d.l4, d.proto, d.first_frag);
+            }
+            // Buckets, split branch-free like stage 1: encap by (inner v6, outer v6); misses and
+            // local deliveries (rarer) go to a side list. Lists hold positions j into idx/res.
+            uint8_t enc[4][kBurst], side[kBurst];
+            unsigned n0 = 0, n1 = 0, n2 = 0, n3 = 0, ns = 0;
+            for (unsigned j = 0; j < nl; ++j) {
+                const MappingValue* v = res[j];
+                if (!v || (v->flags & MappingValue::kLocal)) [[unlikely]] {
+                    side[ns++] = uint8_t(j);
+                    continue;
+                }
+                const unsigned k = unsigned(md[idx[j]].fam == Family::V6) << 1 | unsigned(v->locator.family == Family::V6);
+                enc[0][n0] = enc[1][n1] = enc[2][n2] = enc[3][n3] = uint8_t(j);
+                n0 += k == 0;
+                n1 += k == 1;
+                n2 += k == 2;
+                n3 += k == 3;
+            }
+            ctr_.cache_hit.add(n0 + n1 + n2 + n3);
+            for (unsigned t = 0; t < n0; ++t) encap<false, false>(in, pkts[idx[enc[0][t]]], md[idx[enc[0][t]]], *res[enc[0][t]]);
+            for (unsigned t = 0; t < n1; ++t) encap<false, true>(in, pkts[idx[enc[1][t]]], md[idx[enc[1][t]]], *res[enc[1][t]]);
+            for (unsigned t = 0; t < n2; ++t) encap<true, false>(in, pkts[idx[enc[2][t]]], md[idx[enc[2][t]]], *res[enc[2][t]]);
+            for (unsigned t = 0; t < n3; ++t) encap<true, true>(in, pkts[idx[enc[3][t]]], md[idx[enc[3][t]]], *res[enc[3][t]]);
+            for (unsigned t = 0; t < ns; ++t) {
+                const unsigned j = side[t];
+                rte_mbuf* m = pkts[idx[j]];
+                Meta& d = md[idx[j]];
+                if (!res[j]) {
+                    miss(m, d);
+                    continue;
+                }
+                ctr_.cache_hit.add();
+                ctr_.local.add();
+                decrement_ttl(m, d.l3, d.fam);
+                deliver_local(m, d, res[j]->port_index, res[j]->mac);
+            }
+        }
+        pkts = pkts.subspan(n);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Access side
 
+template <int kClass>
 void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     const DpPort& port = cfg_.ports[in];
-    uint16_t etype;
-    Drop why;
-    unsigned l3 = parse_l2(port, &cfg_.gw_mac, m, etype, why);
-    if (!l3) return drop(m, why);
-    md.l3 = uint16_t(l3);
-
-    if (etype == RTE_ETHER_TYPE_ARP) {
-        if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
-        return;
+    const unsigned l3 = md.l3;
+    if constexpr (kClass == 2) {
+        if (md.etype == RTE_ETHER_TYPE_ARP) {
+            if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
+            return;
+        }
+        return drop(m, Drop::UnknownEthertype);
     }
-    if (etype == RTE_ETHER_TYPE_IPV4) {
+    if constexpr (kClass == 0) {
         uint16_t total;
         unsigned ihl = check_ipv4(m, l3, total);
         if (!ihl) return drop(m, Drop::BadIpHeader);
@@ -291,7 +387,7 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         need = true;
         return;
     }
-    if (etype == RTE_ETHER_TYPE_IPV6) {
+    if constexpr (kClass == 1) {
         if (!check_ipv6(m, l3)) return drop(m, Drop::BadIpHeader);
         auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
         unsigned total = 40 + rte_be_to_cpu_16(ip->payload_len);
@@ -328,26 +424,15 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         need = true;
         return;
     }
-    drop(m, Drop::UnknownEthertype);
 }
 
-void PacketPath::finish_access(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue* v) {
-    if (!v) {
-        ctr_.cache_miss.add();
-        if (rings_.miss) {
-            MissMsg mm{md.key, worker_id_};
-            if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
-        }
-        return drop(m, Drop::CacheMiss);
+void PacketPath::miss(rte_mbuf* m, Meta& md) {
+    ctr_.cache_miss.add();
+    if (rings_.miss) {
+        MissMsg mm{md.key, worker_id_};
+        if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
     }
-    ctr_.cache_hit.add();
-    if (v->flags & MappingValue::kLocal) {
-        decrement_ttl(m, md.l3, md.fam);
-        deliver_local(m, md, v->port_index, v->mac);
-        ctr_.local.add();
-        return;
-    }
-    encap(in, m, md, *v);
+    drop(m, Drop::CacheMiss);
 }
 
 void PacketPath::deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst) {
@@ -375,15 +460,18 @@ void PacketPath::forward_native(uint8_t in, rte_mbuf* m, Meta& md) {
     ctr_.native.add();
 }
 
+// One copy per (inner, outer) family pair: no family test is left for the branch predictor.
+template <bool In6, bool Out6>
 void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v) {
-    const bool out6 = v.locator.family == Family::V6;
+    constexpr bool out6 = Out6;
+    constexpr Family kIn = In6 ? Family::V6 : Family::V4;
     if (out6 ? !cfg_.has_loc6 : !cfg_.has_loc4) return drop(m, Drop::NoLocator);
     const MacAddr& nh = nh_mac_[out6];
     if (!nh_ok_[out6]) [[unlikely]]
         return drop(m, Drop::NextHopUnresolved);
     const DpPort& core = cfg_.ports[cfg_.core_index];
     const unsigned over = out6 ? wire::kOverheadV6 : wire::kOverheadV4;
-    const bool in4 = md.fam == Family::V4;
+    constexpr bool in4 = !In6;
     const bool inner_df = in4 ? ipv4_df(m, md.l3) : true;
     if (md.len + over > core.mtu) {
         if (!inner_df) return drop(m, Drop::TooBigNoDf);
@@ -391,9 +479,9 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
         icmp_error(in, m, md, in4 ? kIcmpDestUnreach : kIcmp6PacketTooBig, in4 ? kIcmpFragNeeded : 0, in4 ? mtu : std::max(mtu, 1280u));
         return drop(m, Drop::TooBig);
     }
-    const uint32_t hash = flow_hash(m, md.l3, md.fam, md.l4, md.proto, md.first_frag);
-    decrement_ttl(m, md.l3, md.fam);
-    const uint8_t tc = traffic_class(m, md.l3, md.fam);
+    const uint32_t hash = md.hash;
+    decrement_ttl(m, md.l3, kIn);
+    const uint8_t tc = traffic_class(m, md.l3, kIn);
     const uint16_t inner_len = md.len;
 
     rte_pktmbuf_adj(m, md.l3);
@@ -405,7 +493,7 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
     std::memcpy(eth->src_addr.addr_bytes, core.mac.b.data(), 6);
     const uint16_t udp_len = uint16_t(wire::kUdpLen + wire::kLmLen + inner_len);
     rte_udp_hdr* udp;
-    if (!out6) {
+    if constexpr (!out6) {
         eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
         auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
         const bool df = cfg_.df == DfPolicy::Set || (cfg_.df == DfPolicy::Copy && inner_df);
@@ -448,7 +536,7 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
     lh->reserved1 = 0;
     lh->mo_id_be = rte_cpu_to_be_64(v.mo_id);
     lh->epoch_be = rte_cpu_to_be_64(v.epoch);
-    if (out6 && cfg_.udp_csum_v6) {
+    if (out6 && cfg_.udp_csum_v6) [[unlikely]] {
         auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
         udp->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, RTE_ETHER_HDR_LEN + wire::kIpv6Len);
     }
@@ -459,13 +547,10 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
 // ---------------------------------------------------------------------------------------------
 // Core side
 
+template <int kClass>  // one copy per EtherType class, see process()
 void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
-    const DpPort& port = cfg_.ports[in];
-    uint16_t etype;
-    Drop why;
-    unsigned l3 = parse_l2(port, nullptr, m, etype, why);
-    if (!l3) return drop(m, why);
-    md.l3 = uint16_t(l3);
+    const uint16_t etype = md.etype;
+    const unsigned l3 = md.l3;
 
     unsigned l4;
     uint16_t udp_expect;
@@ -552,24 +637,26 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     need = true;
 }
 
-void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment* a) {
-    if (!a) return drop(m, Drop::LmUnknownMo);
+template <bool In6>
+void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment& att) {
+    constexpr Family kIn = In6 ? Family::V6 : Family::V4;
+    const Attachment* a = &att;
     // RFC 6040 section 4.2 decapsulation: outer CE survives into an ECN-capable inner header
     // (Not-ECT inner: drop), and outer ECT(1) over inner ECT(0) becomes ECT(1).
     if (md.outer_ecn == 0x3 || md.outer_ecn == 0x1) {
-        const uint8_t inner_ecn = traffic_class(m, md.inner, md.fam) & 0x3;
+        const uint8_t inner_ecn = traffic_class(m, md.inner, kIn) & 0x3;
         if (md.outer_ecn == 0x3) {
             if (inner_ecn == 0) return drop(m, Drop::EcnDrop);
-            if (inner_ecn != 0x3) set_ecn(m, md.inner, md.fam, 0x3);
+            if (inner_ecn != 0x3) set_ecn(m, md.inner, kIn, 0x3);
         } else if (inner_ecn == 0x2) {
-            set_ecn(m, md.inner, md.fam, 0x1);
+            set_ecn(m, md.inner, kIn, 0x1);
         }
     }
     // The ingress AR enforced its core MTU; an inner packet larger than our access link cannot be
     // delivered (no fragmentation here) and its sender is across the tunnel: count it.
     if (md.len > cfg_.ports[a->port_index].mtu) return drop(m, Drop::DecapTooBig);
     rte_pktmbuf_adj(m, md.inner);
-    write_l2(m, a->port_index, a->mac, cfg_.gw_mac, md.fam == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+    write_l2(m, a->port_index, a->mac, cfg_.gw_mac, In6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     send(a->port_index, m);
     ctr_.decap.add();
 }

@@ -69,11 +69,15 @@ public:
 private:
     struct Meta;  // per-packet parse results, on the stack for one burst
 
+    template <int kClass>
     void access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
+    template <int kClass>
     void core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
-    void finish_access(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue* v);
-    void finish_core(rte_mbuf* m, Meta& md, const Attachment* a);
+    void miss(rte_mbuf* m, Meta& md);
+    template <bool In6>
+    void finish_core(rte_mbuf* m, Meta& md, const Attachment& a);
 
+    template <bool In6, bool Out6>
     void encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v);
     void deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst);
     void forward_native(uint8_t in, rte_mbuf* m, Meta& md);
