@@ -425,9 +425,12 @@ Config Loader::load(const YAML::Node& root) {
 
     // ---- cache ------------------------------------------------------------------------------
     if (auto v = top.get("cache"); v && !v->node.IsNull()) {
-        MapReader m(*this, *v, {"entries", "attachments"});
+        MapReader m(*this, *v, {"entries", "attachments", "pending_packets", "pending_per_eid", "pending_timeout_ms"});
         if (auto x = m.get("entries")) c.cache_entries = uint32_t(uint(*x, 64, 16777216));
         if (auto x = m.get("attachments")) c.attachment_entries = uint32_t(uint(*x, 16, 1048576));
+        if (auto x = m.get("pending_packets")) c.pending_packets = uint32_t(uint(*x, 0, 4096));
+        if (auto x = m.get("pending_per_eid")) c.pending_per_eid = uint32_t(uint(*x, 1, 64));
+        if (auto x = m.get("pending_timeout_ms")) c.pending_timeout_ms = uint32_t(uint(*x, 10, 60000));
     }
 
     // ---- encap ------------------------------------------------------------------------------

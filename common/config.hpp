@@ -80,6 +80,10 @@ struct Config {
     // cache:
     uint32_t cache_entries = 65536;      // per worker
     uint32_t attachment_entries = 4096;  // per worker
+    // Packets that missed the cache wait here (per worker) while the control lcore resolves.
+    uint32_t pending_packets = 256;      // in total
+    uint32_t pending_per_eid = 8;
+    uint32_t pending_timeout_ms = 1000;
 
     // encap:
     bool udp_checksum_v6 = false;  // RFC 6935/6936 allow zero for tunnels

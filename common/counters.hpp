@@ -23,7 +23,10 @@ namespace lm {
     X(TtlExpired, "ttl_expired")               /* (ICMP Time Exceeded sent or limited) */\
     X(TooBig, "too_big")                       /* (ICMP Frag Needed / PTB sent or limited) */\
     X(TooBigNoDf, "too_big_no_df")             /* IPv4 without DF too big after encap */ \
-    X(CacheMiss, "cache_miss")                 /* no mapping (miss sent to control) */   \
+    X(CacheMiss, "cache_miss")                 /* no mapping, miss buffer off */         \
+    X(PendingFull, "pending_full")             /* miss buffer full (total or per EID) */ \
+    X(PendingTimeout, "pending_timeout")       /* no answer within pending_timeout_ms */ \
+    X(Unresolved, "unresolved")                /* control: no mapping for this EID */    \
     X(NoLocator, "no_local_locator")           /* no locator of the mapping's family */  \
     X(NextHopUnresolved, "nexthop_unresolved") /* core next hop MAC not known yet */     \
     X(NoHeadroom, "no_headroom")                                                         \
@@ -80,6 +83,8 @@ struct PortCounters {
     X(native, "native_forward")       /* outside the mobile prefixes */ \
     X(cache_hit, "cache_hit")                                     \
     X(cache_miss, "cache_miss")                                   \
+    X(pending_held, "pending_held")     /* missed, waiting */     \
+    X(pending_sent, "pending_released") /* sent after the answer */ \
     X(arp_reply, "arp_reply")                                     \
     X(nd_reply, "nd_advert")                                      \
     X(icmp_sent, "icmp_error_sent")                               \

@@ -63,6 +63,7 @@ enum class UpdateOp : uint8_t {
     UpsertAttachment = 3,  // tenant + mo_id -> port_index + mac (decap delivery)
     DeleteAttachment = 4,
     SetNextHop = 5,        // family + mac of the core next hop (zero MAC = unresolved)
+    MissFailed = 6,        // key: no mapping exists; packets waiting for it are dropped
 };
 
 // Control lcore -> one worker. Idempotent: applying the same message twice is harmless,

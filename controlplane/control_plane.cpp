@@ -154,10 +154,19 @@ void ControlPlane::handle_misses() {
             if (backlog_[mm[i].worker].empty() &&
                 rte_ring_enqueue_elem(workers_[mm[i].worker].updates, &u, sizeof u) == 0)
                 ctr_.miss_repushed.add();
-        } else {
-            // Resolution through the LM DHT arrives with the DHT work; until then a miss is final.
+        } else if (mm[i].worker < workers_.size()) {
+            // No directory to ask yet (static mappings only): the answer is "no mapping", so the
+            // worker drops what it holds for this EID now instead of at its timeout.
             ctr_.misses_unresolved.add();
             log::debug("control: no mapping for tenant {} {}", mm[i].key.tenant(), mm[i].key.ip().str());
+            UpdateMsg u{};
+            u.op = UpdateOp::MissFailed;
+            u.key = mm[i].key;
+            if (!backlog_[mm[i].worker].empty() ||
+                rte_ring_enqueue_elem(workers_[mm[i].worker].updates, &u, sizeof u) != 0) {
+                std::lock_guard g(mu_);
+                backlog_[mm[i].worker].push_back(u);
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ struct DpConfig {
     DfPolicy df = DfPolicy::Copy;
     uint16_t mss_v4 = 0, mss_v6 = 0;  // clamp values, 0 = off
     uint32_t icmp_rate = 100;
+    uint32_t pending_packets = 256, pending_per_eid = 8, pending_timeout_ms = 1000;  // miss buffer
 
     bool is_mobile(TenantId t, const IpAddr& a) const {
         for (auto& m : mobile)

@@ -67,6 +67,7 @@ PacketPath::PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& c
                        rte_mempool* pool, Rings rings, uint32_t worker_id)
     : cfg_(cfg), ctr_(ctr), cache_(cache), attach_(attach), pool_(pool), rings_(rings), worker_id_(worker_id) {
     icmp_limiter_.init(cfg.icmp_rate, rte_get_tsc_hz());
+    pending_.configure(cfg.pending_packets, cfg.pending_per_eid, rte_get_tsc_hz() / 1000 * cfg.pending_timeout_ms);
     auto m4 = [](const Prefix& p, std::optional<TenantId> t) {
         uint32_t mask = p.len ? rte_cpu_to_be_32(~0u << (32 - p.len)) : 0;
         return Match4{p.addr.v4_be() & mask, mask, t.value_or(0), !t.has_value()};
@@ -128,8 +129,17 @@ bool PacketPath::peer6(const uint8_t* a) const {
 void PacketPath::apply(const UpdateMsg& u) {
     switch (u.op) {
         case UpdateOp::UpsertMapping:
-            if (!cache_.upsert(u.key, u.value)) ctr_.update_failed.add();
+            if (!cache_.upsert(u.key, u.value)) {
+                ctr_.update_failed.add();
+                ctr_.drop(Drop::CacheMiss, pending_.discard(u.key));
+                break;
+            }
+            // Packets that waited for this EID go out now, through the normal path.
+            ctr_.pending_sent.add(pending_.release(u.key, [this](uint8_t in, std::span<rte_mbuf*> pk) {
+                process(in, pk, false);
+            }));
             break;
+        case UpdateOp::MissFailed: ctr_.drop(Drop::Unresolved, pending_.discard(u.key)); break;
         case UpdateOp::DeleteMapping: cache_.erase(u.key); break;
         case UpdateOp::UpsertAttachment:
             if (!attach_.upsert(AttachKey::make(u.tenant, u.mo_id), Attachment{u.port_index, u.mac})) ctr_.update_failed.add();
@@ -205,7 +215,7 @@ static inline unsigned parse_l2(const DpPort& port, const MacAddr* gw, rte_mbuf*
 // The burst loop: first pass classifies and handles everything that needs no table, second
 // pass does one bulk lookup for the rest (l3fwd style) and finishes those packets.
 
-void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
+void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
     const bool core = cfg_.ports[in].role == PortRole::Core;
     auto& pc = ctr_.ports[in];
     while (!pkts.empty()) {
@@ -241,8 +251,10 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
             nt[1] += is6;
             nt[2] += 1 - is4 - is6;
         }
-        pc.rx_packets.add(n);
-        pc.rx_bytes.add(bytes);
+        if (count_rx) {
+            pc.rx_packets.add(n);
+            pc.rx_bytes.add(bytes);
+        }
 
         // Stage 2: L3 per EtherType; what needs a table lookup is listed in idx.
         uint8_t idx[kBurst];
@@ -329,7 +341,7 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts) {
                 rte_mbuf* m = pkts[idx[j]];
                 Meta& d = md[idx[j]];
                 if (!res[j]) {
-                    miss(m, d);
+                    miss(in, m, d);
                     continue;
                 }
                 ctr_.cache_hit.add();
@@ -426,13 +438,31 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     }
 }
 
-void PacketPath::miss(rte_mbuf* m, Meta& md) {
+// A destination the cache does not know: hold the packet and ask the control lcore once per
+// EID (later misses for it are coalesced); without a miss buffer, ask and drop.
+void PacketPath::miss(uint8_t in, rte_mbuf* m, Meta& md) {
     ctr_.cache_miss.add();
-    if (rings_.miss) {
-        MissMsg mm{md.key, worker_id_};
-        if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
+    if (!rings_.miss || !pending_.enabled()) {
+        if (rings_.miss) {
+            MissMsg mm{md.key, worker_id_};
+            if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
+        }
+        return drop(m, Drop::CacheMiss);
     }
-    drop(m, Drop::CacheMiss);
+    switch (pending_.hold(md.key, in, m, rte_rdtsc())) {
+        case PendingBuffer::Hold::Full: return drop(m, Drop::PendingFull);
+        case PendingBuffer::Hold::Added: ctr_.pending_held.add(); return;
+        case PendingBuffer::Hold::NewEntry: {
+            ctr_.pending_held.add();
+            MissMsg mm{md.key, worker_id_};
+            if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) {
+                // Nobody will answer: give the packet up now so the next miss asks again.
+                ctr_.miss_ring_full.add();
+                ctr_.drop(Drop::CacheMiss, pending_.discard(md.key));
+            }
+            return;
+        }
+    }
 }
 
 void PacketPath::deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst) {

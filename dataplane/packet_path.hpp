@@ -19,6 +19,7 @@
 #include "common/ring_msg.hpp"
 #include "dataplane/dp_config.hpp"
 #include "dataplane/locator_cache.hpp"
+#include "dataplane/pending.hpp"
 
 namespace lm {
 
@@ -46,7 +47,14 @@ public:
                rte_mempool* pool, Rings rings, uint32_t worker_id);
 
     // Process a burst received on port index `in` (index into cfg.ports). The burst is consumed.
-    void process(uint8_t in, std::span<rte_mbuf*> pkts);
+    // count_rx = false for packets coming back from the miss buffer (already counted).
+    void process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx = true);
+
+    // Drops packets that waited in the miss buffer longer than pending_timeout_ms.
+    void expire_pending(uint64_t now_tsc) {
+        if (unsigned n = pending_.expire(now_tsc)) ctr_.drop(Drop::PendingTimeout, n);
+    }
+    unsigned pending_packets() const { return pending_.packets(); }
 
     // Packets staged for transmission on port index p since the last clear_staged(p).
     std::span<rte_mbuf*> staged(uint8_t p) { return {tx_[p].pkts.data(), tx_[p].n}; }
@@ -73,7 +81,7 @@ private:
     void access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
     template <int kClass>
     void core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
-    void miss(rte_mbuf* m, Meta& md);
+    void miss(uint8_t in, rte_mbuf* m, Meta& md);
     template <bool In6>
     void finish_core(rte_mbuf* m, Meta& md, const Attachment& a);
 
@@ -122,6 +130,7 @@ private:
     bool nh_ok_[2]{};         // nh_mac_[i] is resolved (checked per packet)
     uint16_t ip_id_ = 0;
     IcmpLimiter icmp_limiter_;
+    PendingBuffer pending_;
 
     struct TxStage {
         std::array<rte_mbuf*, 2 * kBurst> pkts;

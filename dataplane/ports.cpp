@@ -83,6 +83,9 @@ DpConfig make_dp_config(const Config& c, const std::vector<uint16_t>& port_ids, 
     d.udp_csum_v6 = c.udp_checksum_v6;
     d.df = c.df;
     d.icmp_rate = c.icmp_rate_per_sec;
+    d.pending_packets = c.pending_packets;
+    d.pending_per_eid = c.pending_per_eid;
+    d.pending_timeout_ms = c.pending_timeout_ms;
     if (c.mss_clamp_auto) {
         // Worst case outer header: IPv6 if this AR has a v6 locator (peers may be either).
         unsigned core_mtu = d.ports[d.core_index].mtu;

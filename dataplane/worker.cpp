@@ -19,8 +19,13 @@ Worker::Worker(const DpConfig& cfg, const WorkerParams& p)
 void Worker::service_rings() {
     UpdateMsg u[64];
     unsigned n;
-    while ((n = rte_ring_dequeue_burst_elem(updates_.get(), u, sizeof(UpdateMsg), 64, nullptr)) > 0)
+    bool applied = false;
+    while ((n = rte_ring_dequeue_burst_elem(updates_.get(), u, sizeof(UpdateMsg), 64, nullptr)) > 0) {
         for (unsigned i = 0; i < n; ++i) path_.apply(u[i]);
+        applied = true;
+        flush();  // an answer may have released held packets
+    }
+    if (applied || path_.pending_packets()) path_.expire_pending(rte_rdtsc());
 
     rte_mbuf* tx[kBurst];
     n = rte_ring_dequeue_burst_elem(ctrl_tx_.get(), tx, sizeof(rte_mbuf*), kBurst, nullptr);

@@ -215,8 +215,9 @@ std::optional<Envelope> decode_envelope(const uint8_t* p, size_t n) {
 }
 
 Blob signing_input(const Blob& rec) {
-    Blob in(kSignPrefix, kSignPrefix + sizeof kSignPrefix);
-    in.insert(in.end(), rec.begin(), rec.end());
+    Blob in(sizeof kSignPrefix + rec.size());
+    std::memcpy(in.data(), kSignPrefix, sizeof kSignPrefix);
+    if (!rec.empty()) std::memcpy(in.data() + sizeof kSignPrefix, rec.data(), rec.size());
     return in;
 }
 

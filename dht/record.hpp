@@ -40,7 +40,8 @@
 //   A reader verifies every value (signature, certificate chains to the domain CA, CN == pub,
 //   not expired, key matches the record's tenant/EID/MAC) and keeps the one with the highest
 //   epoch; equal epochs are broken by the larger publisher key id (bytes, lexicographic), then
-//   by the larger SHA-256 of the record bytes, so every reader picks the same one.
+//   the later expiry (a refresh), then the larger SHA-1 of the record bytes, so every reader
+//   picks the same one.
 //   A record never replaces one with a higher epoch that the reader already holds.
 #pragma once
 
@@ -109,6 +110,15 @@ Blob signing_input(const Blob& rec);
 
 // Value id for a publisher key id (see the block above).
 uint64_t value_id_for(const ::dht::InfoHash& publisher_key_id);
+
+// Hasher for unordered containers keyed by InfoHash (OpenDHT 2.4 has no std::hash for it).
+struct InfoHashHasher {
+    size_t operator()(const ::dht::InfoHash& h) const noexcept {
+        size_t v = 0;
+        for (size_t i = 0; i < sizeof(size_t); ++i) v = (v << 8) | h[i];
+        return v;
+    }
+};
 
 // Does `r` belong under `key`? (one of its EID keys or its MAC key)
 bool record_matches_key(const Record& r, const ::dht::InfoHash& key);

@@ -45,5 +45,14 @@ with tempfile.TemporaryDirectory() as d:
                   "--log-level=lib.eal:error", "--", "--config", good)
     check("valid config, missing device: clear error, exit 1", rc == 1 and "no DPDK device named" in out, out)
 
+# Every counter the code defines is documented for operators.
+src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import re  # noqa: E402
+hdr = open(os.path.join(src, "common", "counters.hpp")).read()
+names = re.findall(r'X\(\w+, "(\w+)"\)', hdr)
+ops = open(os.path.join(src, "docs", "operations.md")).read()
+missing = [n for n in names if f"`{n}`" not in ops]
+check(f"docs/operations.md documents all {len(names)} counters", not missing, f"missing: {missing}")
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

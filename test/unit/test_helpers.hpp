@@ -115,6 +115,7 @@ inline DpConfig default_config() {
     c.df = DfPolicy::Copy;
     c.mss_v4 = c.mss_v6 = 0;
     c.icmp_rate = 100;
+    c.pending_packets = 0;  // miss buffer off: a miss is an immediate, counted drop (its own tests turn it on)
     return c;
 }
 

@@ -2,6 +2,8 @@
 // PacketPath::process() and checks the staged output byte for byte.
 #include <set>
 
+#include <rte_cycles.h>
+
 #include "catch.hpp"
 #include "test/unit/test_helpers.hpp"
 
@@ -1109,5 +1111,70 @@ TEST_CASE("full rings and a full tx stage are counted, never leaked", "[packet][
         REQUIRE(f.ctr.ports[kAcc0].rx_packets.get() == 80);
     }
     f.discard();
+    REQUIRE(f.in_use() == 0);
+}
+
+// =============================================================================================
+// Miss buffer: packets wait for the control lcore's answer instead of being dropped
+
+TEST_CASE("miss buffer: held, one question per EID, sent in order when the answer arrives", "[packet][pending]") {
+    Fixture f([](DpConfig& c) {
+        c.pending_packets = 16;
+        c.pending_per_eid = 4;
+        c.pending_timeout_ms = 60000;
+    });
+    const IpAddr eid = ip("192.0.2.77");
+    std::vector<Bytes> frames;
+    for (uint16_t i = 0; i < 6; ++i) frames.push_back(from_host(udp4_pkt(kHost4, eid, uint16_t(1000 + i), 2000, 40)));
+
+    f.run(kAcc0, frames);
+    REQUIRE(f.staged_total() == 0);
+    REQUIRE(f.ctr.pending_held.get() == 4);
+    REQUIRE(f.drop(Drop::PendingFull) == 2);  // per-EID bound
+    REQUIRE(f.pp->pending_packets() == 4);
+    auto m = f.take_misses();
+    REQUIRE(m.size() == 1);  // coalesced: one question for four packets
+    REQUIRE(m[0].key == EidKey::make(1, eid));
+
+    f.map_remote(1, eid, 0x77, kPeer4, 5);  // the answer, as the control lcore sends it
+    REQUIRE(f.pp->pending_packets() == 0);
+    REQUIRE(f.ctr.pending_sent.get() == 4);
+    auto out = f.take(kCore);
+    REQUIRE(out.size() == 4);
+    for (uint16_t i = 0; i < 4; ++i) {
+        REQUIRE(get64(out[i], 42 + 8) == 0x77);                    // LM MO id
+        REQUIRE(get16(out[i], 42 + 24 + 20) == uint16_t(1000 + i));  // inner UDP source port: order kept
+    }
+    REQUIRE(f.ctr.ports[kAcc0].rx_packets.get() == 6);  // released packets are not counted twice
+    REQUIRE(f.in_use() == 0);
+}
+
+TEST_CASE("miss buffer: negative answer, timeout and total bound drop with their counters", "[packet][pending]") {
+    Fixture f([](DpConfig& c) {
+        c.pending_packets = 3;
+        c.pending_per_eid = 8;
+        c.pending_timeout_ms = 10;
+    });
+    const IpAddr a = ip("192.0.2.77"), b = ip("192.0.2.78");
+    f.run(kAcc0, {from_host(udp4_pkt(kHost4, a, 1, 2, 8)), from_host(udp4_pkt(kHost4, a, 1, 2, 8)),
+                  from_host(udp4_pkt(kHost4, b, 1, 2, 8)), from_host(udp4_pkt(kHost4, b, 1, 2, 8))});
+    REQUIRE(f.ctr.pending_held.get() == 3);
+    REQUIRE(f.drop(Drop::PendingFull) == 1);  // total bound
+    REQUIRE(f.take_misses().size() == 2);
+
+    UpdateMsg neg{};
+    neg.op = UpdateOp::MissFailed;
+    neg.key = EidKey::make(1, a);
+    f.pp->apply(neg);
+    REQUIRE(f.drop(Drop::Unresolved) == 2);
+    REQUIRE(f.pp->pending_packets() == 1);
+
+    f.pp->expire_pending(rte_rdtsc());  // b's deadline (10 ms) has not passed yet
+    REQUIRE(f.pp->pending_packets() == 1);
+    rte_delay_ms(15);
+    f.pp->expire_pending(rte_rdtsc());
+    REQUIRE(f.drop(Drop::PendingTimeout) == 1);
+    REQUIRE(f.pp->pending_packets() == 0);
+    REQUIRE(f.staged_total() == 0);
     REQUIRE(f.in_use() == 0);
 }

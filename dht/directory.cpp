@@ -1,0 +1,574 @@
+#include "dht/directory.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <opendht/dhtrunner.h>
+
+#include "dht/pki.hpp"
+
+namespace lm::dir {
+
+using Clock = std::chrono::steady_clock;
+
+struct Directory::AtomicCounters {
+    std::atomic<uint64_t> published{0}, publish_failed{0}, withdrawn{0}, refreshed{0}, released{0};
+    std::atomic<uint64_t> resolves{0}, resolve_found{0}, resolve_withdrawn{0}, resolve_not_found{0},
+        resolve_incomplete{0};
+    std::atomic<uint64_t> watch_updates{0}, accepted{0};
+    std::atomic<uint64_t> rejected_malformed{0}, rejected_unsigned{0}, rejected_untrusted{0},
+        rejected_bad_signature{0}, rejected_name_mismatch{0}, rejected_expired{0}, rejected_wrong_key{0},
+        rejected_stale{0};
+};
+
+struct Directory::Lookup {
+    ::dht::InfoHash key;
+    Event ev;
+    Clock::time_point start;
+    std::mutex mu;  // get callbacks may in principle overlap the done callback
+    std::optional<Verified> best;
+};
+
+const char* to_string(Answer a) {
+    switch (a) {
+        case Answer::Found: return "found";
+        case Answer::Withdrawn: return "withdrawn";
+        case Answer::NotFound: return "not-found";
+    }
+    return "?";
+}
+
+namespace {
+
+::dht::SockAddr make_bind(const std::string& host, uint16_t port, int af) {
+    if (af == AF_INET) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(port);
+        if (inet_pton(AF_INET, host.c_str(), &sin.sin_addr) != 1)
+            throw std::runtime_error("lm dht: bad IPv4 bind address " + host);
+        return ::dht::SockAddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin);
+    }
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    if (inet_pton(AF_INET6, host.c_str(), &sin6.sin6_addr) != 1)
+        throw std::runtime_error("lm dht: bad IPv6 bind address " + host);
+    return ::dht::SockAddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
+}
+
+// "host:port", "[v6]:port" -> (host, port)
+std::pair<std::string, std::string> split_host_port(const std::string& s) {
+    if (!s.empty() && s[0] == '[') {
+        auto close = s.find(']');
+        if (close == std::string::npos || close + 2 > s.size() || s[close + 1] != ':')
+            throw std::runtime_error("lm dht: bad bootstrap address " + s);
+        return {s.substr(1, close - 1), s.substr(close + 2)};
+    }
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+        throw std::runtime_error("lm dht: bootstrap address needs host:port: " + s);
+    return {s.substr(0, colon), s.substr(colon + 1)};
+}
+
+uint64_t ttl_ms() { return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(kRecordTtl).count()); }
+
+}  // namespace
+
+// ---- construction ---------------------------------------------------------------------------
+
+Directory::Directory(const DhtConfig& cfg)
+    : Directory(cfg, load_certificate(cfg.ca_cert),
+                cfg.identity_key.empty()
+                    ? std::nullopt
+                    : std::optional<::dht::crypto::Identity>(
+                          load_identity(cfg.identity_key, cfg.identity_cert, cfg.key_password))) {}
+
+Directory::Directory(const DhtConfig& cfg, std::shared_ptr<::dht::crypto::Certificate> ca,
+                     std::optional<::dht::crypto::Identity> identity)
+    : cfg_(cfg),
+      verifier_(std::make_shared<Verifier>(std::move(ca), cfg.clock_skew_ms)),
+      hlc_(cfg.wall_clock_ms ? cfg.wall_clock_ms : Hlc::WallMs(unix_ms_now)),
+      ctr_(std::make_shared<AtomicCounters>()),
+      store_refused_(std::make_shared<std::atomic<uint64_t>>(0)) {
+    if (identity) signer_ = std::make_unique<Signer>(std::move(*identity));
+    if (cfg_.refresh_interval.count() <= 0 || cfg_.refresh_interval >= kRecordTtl)
+        throw std::invalid_argument("lm dht: refresh_interval must be in (0, kRecordTtl)");
+    start(cfg_);
+}
+
+void Directory::start(const DhtConfig& cfg) {
+    if (!cfg.ipv4 && !cfg.ipv6) throw std::invalid_argument("lm dht: neither IPv4 nor IPv6 enabled");
+    ::dht::DhtRunner::Config rc;
+    rc.threaded = true;
+    rc.dht_config.node_config.network = cfg.network_id;
+    rc.dht_config.node_config.max_req_per_sec = cfg.max_req_per_sec;
+    rc.dht_config.node_config.max_peer_req_per_sec = cfg.max_peer_req_per_sec;
+    rc.dht_config.node_config.maintain_storage = cfg.maintain_storage;
+    if (cfg.ipv4) rc.bind4 = make_bind(cfg.bind4, cfg.port, AF_INET);
+    if (cfg.ipv6) rc.bind6 = make_bind(cfg.bind6, cfg.port, AF_INET6);
+
+    runner_ = std::make_unique<::dht::DhtRunner>();
+    runner_->run(rc, ::dht::DhtRunner::Context{});
+    register_value_type(*runner_, verifier_, store_refused_);
+    for (const auto& b : cfg.bootstrap) {
+        auto [host, port] = split_host_port(b);
+        runner_->bootstrap(host, port);
+    }
+    if (signer_) signer_thread_ = std::thread([this] { signer_loop(); });
+}
+
+Directory::~Directory() { stop(); }
+
+void Directory::stop() {
+    if (stopped_.exchange(true)) return;
+    {
+        std::lock_guard lk(jmu_);
+        jobs_stop_ = true;  // queued publications are dropped
+    }
+    jcv_.notify_all();
+    if (signer_thread_.joinable()) signer_thread_.join();
+    if (runner_) runner_->join();  // no OpenDHT callback runs after this
+}
+
+void Directory::register_value_type(::dht::DhtRunner& runner, std::shared_ptr<const Verifier> verifier,
+                                    std::shared_ptr<std::atomic<uint64_t>> refused) {
+    // Edit policy of an LM slot (same key, same value id): the new value must be a valid record
+    // for this key; it replaces an invalid/expired old value, or a valid one of the same signer
+    // with an epoch >= the old one (refresh, newer epoch). Anything else is refused.
+    auto edit = [verifier, refused](::dht::InfoHash key, const std::shared_ptr<::dht::Value>& old_v,
+                                    std::shared_ptr<::dht::Value>& new_v, const ::dht::InfoHash&,
+                                    const ::dht::SockAddr&) {
+        const uint64_t now = unix_ms_now();
+        Verified nv, ov;
+        bool ok = verifier->verify(new_v->data, nv, now) == Verdict::Ok && record_matches_key(nv.rec, key);
+        if (ok && verifier->verify(old_v->data, ov, now) == Verdict::Ok)
+            ok = ov.signer == nv.signer && nv.rec.epoch >= ov.rec.epoch;
+        if (!ok && refused) refused->fetch_add(1, std::memory_order_relaxed);
+        return ok;
+    };
+    runner.registerType(::dht::ValueType(kLmValueType, "lm-record", kRecordTtl,
+                                         ::dht::ValueType::DEFAULT_STORE_POLICY, edit));
+}
+
+// ---- publishing -----------------------------------------------------------------------------
+
+Epoch Directory::publish(Record r) {
+    if (!signer_) throw std::logic_error("lm dht: publish() on a read-only directory");
+    if (r.tenant > kMaxTenant) throw std::invalid_argument("lm dht: tenant id exceeds 24 bits");
+    if (r.epoch == 0) {
+        r.epoch = hlc_.next();
+    } else {
+        hlc_.observe(r.epoch);
+    }
+    r.publisher = signer_->name();
+    r.withdrawn = false;
+    const uint64_t now = unix_ms_now();
+    r.expiry_ms = now + ttl_ms();
+    {
+        std::lock_guard lk(mu_);
+        const uint64_t due = now + uint64_t(cfg_.refresh_interval.count()) * 1000;
+        owned_[{r.tenant, r.mo}] = Owned{r, due};
+        if (due < next_due_ms_.load()) next_due_ms_ = due;
+    }
+    const Epoch e = r.epoch;
+    enqueue_publish(std::move(r), true);
+    return e;
+}
+
+Epoch Directory::withdraw(TenantId tenant, MoId mo) {
+    if (!signer_) throw std::logic_error("lm dht: withdraw() on a read-only directory");
+    Record t;
+    {
+        std::lock_guard lk(mu_);
+        auto it = owned_.find({tenant, mo});
+        if (it == owned_.end()) return 0;
+        t = it->second.rec;
+        owned_.erase(it);
+    }
+    t.epoch = hlc_.next();
+    t.withdrawn = true;
+    t.loc4.reset();
+    t.loc6.reset();
+    // The tombstone lives one TTL, as long as any older record it must shadow.
+    t.expiry_ms = unix_ms_now() + ttl_ms();
+    const Epoch e = t.epoch;
+    ctr_->withdrawn.fetch_add(1, std::memory_order_relaxed);
+    enqueue_publish(std::move(t), true);
+    return e;
+}
+
+bool Directory::release(TenantId tenant, MoId mo) {
+    std::lock_guard lk(mu_);
+    if (owned_.erase({tenant, mo}) == 0) return false;
+    ctr_->released.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+std::vector<Record> Directory::owned() const {
+    std::lock_guard lk(mu_);
+    std::vector<Record> out;
+    out.reserve(owned_.size());
+    for (const auto& [k, o] : owned_) out.push_back(o.rec);
+    return out;
+}
+
+size_t Directory::refresh(bool force) {
+    if (!signer_) return 0;
+    const uint64_t now = unix_ms_now();
+    if (!force && now < next_due_ms_.load(std::memory_order_relaxed)) return 0;  // the cheap path of poll()
+    std::vector<Record> due;
+    {
+        std::lock_guard lk(mu_);
+        uint64_t next = UINT64_MAX;
+        for (auto& [k, o] : owned_) {
+            if (force || o.next_refresh_ms <= now) {
+                o.rec.expiry_ms = now + ttl_ms();
+                o.next_refresh_ms = now + uint64_t(cfg_.refresh_interval.count()) * 1000;
+                due.push_back(o.rec);
+            }
+            next = std::min(next, o.next_refresh_ms);
+        }
+        next_due_ms_ = next;
+    }
+    for (auto& r : due) enqueue_publish(std::move(r), false);
+    ctr_->refreshed.fetch_add(due.size(), std::memory_order_relaxed);
+    return due.size();
+}
+
+void Directory::enqueue_publish(Record r, bool report) {
+    {
+        std::lock_guard lk(jmu_);
+        jobs_.emplace_back([this, r = std::move(r), report]() mutable {
+            Envelope env = signer_->sign(r);
+            Verified self{r, signer_->key_id(), ::dht::InfoHash::get(env.rec)};
+            self.rec.publisher = signer_->name();
+            auto keys = record_keys(r);
+            {
+                std::lock_guard lk(mu_);
+                bool changed = false;
+                for (const auto& k : keys) merge_locked(k, self, unix_ms_now(), &changed);
+            }
+            auto data = encode_envelope(env);
+            struct PutState {
+                std::atomic<size_t> remaining;
+                std::atomic<bool> all_ok{true};
+            };
+            auto st = std::make_shared<PutState>();
+            st->remaining = keys.size();
+            for (const auto& k : keys) {
+                auto v = std::make_shared<::dht::Value>(kLmValueType, data, signer_->value_id());
+                runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report](bool ok) {
+                    if (!ok) st->all_ok = false;
+                    if (st->remaining.fetch_sub(1) != 1) return;
+                    const bool all = st->all_ok;
+                    (all ? ctr_->published : ctr_->publish_failed).fetch_add(1, std::memory_order_relaxed);
+                    if (!report) return;
+                    Event ev;
+                    ev.type = Event::Type::Published;
+                    ev.cookie = self.rec.mo;
+                    ev.tenant = self.rec.tenant;
+                    ev.answer = self.rec.withdrawn ? Answer::Withdrawn : Answer::Found;
+                    ev.record = self.rec;
+                    ev.ok = all;
+                    push(std::move(ev));
+                }));
+            }
+        });
+    }
+    jcv_.notify_one();
+}
+
+void Directory::signer_loop() {
+    for (;;) {
+        std::function<void()> job;
+        {
+            std::unique_lock lk(jmu_);
+            jcv_.wait(lk, [this] { return jobs_stop_ || !jobs_.empty(); });
+            if (jobs_stop_) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        try {
+            job();
+        } catch (const std::exception&) {
+            ctr_->publish_failed.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+}
+
+// ---- reading --------------------------------------------------------------------------------
+
+void Directory::ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::optional<Verified>& best) {
+    if (v.type != kLmValueType) return;
+    const uint64_t now = unix_ms_now();
+    Verified rec;
+    bool first = false;
+    const Verdict verdict = verifier_->verify(v.data, rec, now, &first);
+    auto& c = *ctr_;
+    if (verdict != Verdict::Ok) {
+        if (!first) return;
+        switch (verdict) {
+            case Verdict::Malformed: c.rejected_malformed++; break;
+            case Verdict::Unsigned: c.rejected_unsigned++; break;
+            case Verdict::UntrustedSigner: c.rejected_untrusted++; break;
+            case Verdict::BadSignature: c.rejected_bad_signature++; break;
+            case Verdict::NameMismatch: c.rejected_name_mismatch++; break;
+            case Verdict::Expired: c.rejected_expired++; break;
+            case Verdict::Ok: break;
+        }
+        return;
+    }
+    if (!record_matches_key(rec.rec, key)) {
+        if (first) c.rejected_wrong_key++;
+        return;
+    }
+    hlc_.observe(rec.rec.epoch);
+    if (first) c.accepted++;
+    {
+        std::lock_guard lk(mu_);
+        auto it = held_.find(key);
+        if (it != held_.end() && newer_than(it->second, rec) && it->second.rec.expiry_ms + cfg_.clock_skew_ms >= now) {
+            if (first && rec.rec.epoch < it->second.rec.epoch) c.rejected_stale++;
+            return;
+        }
+    }
+    if (!best || newer_than(rec, *best)) best = std::move(rec);
+}
+
+std::optional<Verified> Directory::merge_locked(const ::dht::InfoHash& key, const std::optional<Verified>& best,
+                                                uint64_t now_ms, bool* changed) {
+    auto it = held_.find(key);
+    if (it != held_.end() && it->second.rec.expiry_ms + cfg_.clock_skew_ms < now_ms) {
+        held_.erase(it);
+        it = held_.end();
+    }
+    if (best && (it == held_.end() || newer_than(*best, it->second))) {
+        held_[key] = *best;
+        if (changed) *changed = true;
+        return *best;
+    }
+    if (it == held_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
+                       const MacAddr& mac, uint64_t cookie) {
+    auto lk = std::make_shared<Lookup>();
+    lk->key = key;
+    lk->ev.type = Event::Type::Resolved;
+    lk->ev.cookie = cookie;
+    lk->ev.kind = kind;
+    lk->ev.tenant = tenant;
+    lk->ev.eid = eid;
+    lk->ev.mac = mac;
+    lk->start = Clock::now();
+    ctr_->resolves.fetch_add(1, std::memory_order_relaxed);
+    runner_->get(
+        key,
+        ::dht::GetCallback([this, lk](const std::vector<std::shared_ptr<::dht::Value>>& vals) {
+            std::lock_guard g(lk->mu);
+            for (const auto& v : vals)
+                if (v) ingest(lk->key, *v, lk->best);
+            return true;
+        }),
+        ::dht::DoneCallbackSimple([this, lk](bool ok) {
+            Event ev;
+            {
+                std::lock_guard g(lk->mu);
+                ev = lk->ev;
+                std::optional<Verified> held;
+                bool changed = false;
+                {
+                    std::lock_guard m(mu_);
+                    held = merge_locked(lk->key, lk->best, unix_ms_now(), &changed);
+                }
+                if (held) {
+                    ev.record = held->rec;
+                    ev.answer = held->rec.withdrawn ? Answer::Withdrawn : Answer::Found;
+                } else {
+                    ev.answer = Answer::NotFound;
+                }
+            }
+            ev.ok = ok;
+            ev.elapsed_us = uint32_t(
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - lk->start).count());
+            auto& c = *ctr_;
+            if (!ok) c.resolve_incomplete++;
+            (ev.answer == Answer::Found       ? c.resolve_found
+             : ev.answer == Answer::Withdrawn ? c.resolve_withdrawn
+                                              : c.resolve_not_found)++;
+            push(std::move(ev));
+        }),
+        ::dht::Value::TypeFilter(kLmValueType));
+}
+
+void Directory::resolve(TenantId tenant, const IpAddr& eid, uint64_t cookie) {
+    lookup(eid_key(tenant, eid), KeyKind::Eid, tenant, eid, {}, cookie);
+}
+
+void Directory::resolve_mac(TenantId tenant, const MacAddr& mac, uint64_t cookie) {
+    lookup(mac_key(tenant, mac), KeyKind::Mac, tenant, {}, mac, cookie);
+}
+
+std::optional<Record> Directory::cached_key(const ::dht::InfoHash& key) const {
+    std::lock_guard lk(mu_);
+    auto it = held_.find(key);
+    if (it == held_.end() || it->second.rec.expiry_ms + cfg_.clock_skew_ms < unix_ms_now()) return std::nullopt;
+    return it->second.rec;
+}
+
+std::optional<Record> Directory::cached(TenantId tenant, const IpAddr& eid) const {
+    return cached_key(eid_key(tenant, eid));
+}
+
+std::optional<Record> Directory::cached_mac(TenantId tenant, const MacAddr& mac) const {
+    return cached_key(mac_key(tenant, mac));
+}
+
+// ---- watches --------------------------------------------------------------------------------
+
+uint64_t Directory::watch_key(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
+                              const MacAddr& mac) {
+    uint64_t id;
+    {
+        std::lock_guard lk(mu_);
+        id = next_watch_id_++;
+    }
+    Event proto;
+    proto.type = Event::Type::WatchUpdate;
+    proto.cookie = id;
+    proto.kind = kind;
+    proto.tenant = tenant;
+    proto.eid = eid;
+    proto.mac = mac;
+    auto fut = runner_->listen(
+        key,
+        ::dht::ValueCallback([this, key, proto](const std::vector<std::shared_ptr<::dht::Value>>& vals, bool expired) {
+            if (expired) return true;  // expiry is handled by the records' own expiry
+            std::optional<Verified> best;
+            for (const auto& v : vals)
+                if (v) ingest(key, *v, best);
+            if (!best) return true;
+            bool changed = false;
+            std::optional<Verified> held;
+            {
+                std::lock_guard m(mu_);
+                held = merge_locked(key, best, unix_ms_now(), &changed);
+            }
+            if (!changed || !held) return true;
+            Event ev = proto;
+            ev.record = held->rec;
+            ev.answer = held->rec.withdrawn ? Answer::Withdrawn : Answer::Found;
+            ctr_->watch_updates.fetch_add(1, std::memory_order_relaxed);
+            push(std::move(ev));
+            return true;
+        }),
+        ::dht::Value::TypeFilter(kLmValueType));
+    std::lock_guard lk(mu_);
+    watches_[id] = Watch{key, fut.share()};
+    return id;
+}
+
+uint64_t Directory::watch(TenantId tenant, const IpAddr& eid) {
+    return watch_key(eid_key(tenant, eid), KeyKind::Eid, tenant, eid, {});
+}
+
+uint64_t Directory::watch_mac(TenantId tenant, const MacAddr& mac) {
+    return watch_key(mac_key(tenant, mac), KeyKind::Mac, tenant, {}, mac);
+}
+
+void Directory::unwatch(uint64_t watch_id) {
+    Watch w;
+    {
+        std::lock_guard lk(mu_);
+        auto it = watches_.find(watch_id);
+        if (it == watches_.end()) return;
+        w = std::move(it->second);
+        watches_.erase(it);
+    }
+    runner_->cancelListen(w.key, w.token);
+}
+
+// ---- queue ----------------------------------------------------------------------------------
+
+void Directory::push(Event&& ev) {
+    {
+        std::lock_guard lk(qmu_);
+        queue_.push_back(std::move(ev));
+    }
+    qcv_.notify_all();
+}
+
+size_t Directory::poll(const std::function<void(Event&&)>& fn, size_t max) {
+    refresh(false);
+    std::deque<Event> batch;
+    {
+        std::lock_guard lk(qmu_);
+        if (max >= queue_.size()) {
+            batch.swap(queue_);
+        } else {
+            for (size_t i = 0; i < max; ++i) {
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+        }
+    }
+    for (auto& ev : batch) fn(std::move(ev));
+    return batch.size();
+}
+
+bool Directory::wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(qmu_);
+    return qcv_.wait_for(lk, timeout, [this] { return !queue_.empty(); });
+}
+
+// ---- state ----------------------------------------------------------------------------------
+
+DirectoryCounters Directory::counters() const {
+    const auto& c = *ctr_;
+    DirectoryCounters s;
+    s.published = c.published;
+    s.publish_failed = c.publish_failed;
+    s.withdrawn = c.withdrawn;
+    s.refreshed = c.refreshed;
+    s.released = c.released;
+    s.resolves = c.resolves;
+    s.resolve_found = c.resolve_found;
+    s.resolve_withdrawn = c.resolve_withdrawn;
+    s.resolve_not_found = c.resolve_not_found;
+    s.resolve_incomplete = c.resolve_incomplete;
+    s.watch_updates = c.watch_updates;
+    s.accepted = c.accepted;
+    s.rejected_malformed = c.rejected_malformed;
+    s.rejected_unsigned = c.rejected_unsigned;
+    s.rejected_untrusted = c.rejected_untrusted;
+    s.rejected_bad_signature = c.rejected_bad_signature;
+    s.rejected_name_mismatch = c.rejected_name_mismatch;
+    s.rejected_expired = c.rejected_expired;
+    s.rejected_wrong_key = c.rejected_wrong_key;
+    s.rejected_stale = c.rejected_stale;
+    s.store_edit_refused = *store_refused_;
+    return s;
+}
+
+const std::string& Directory::name() const {
+    static const std::string empty;
+    return signer_ ? signer_->name() : empty;
+}
+
+uint16_t Directory::bound_port() const {
+    return runner_->getBoundPort(cfg_.ipv4 ? AF_INET : AF_INET6);
+}
+
+size_t Directory::known_nodes() const {
+    size_t n = 0;
+    if (cfg_.ipv4) n += runner_->getNodesStats(AF_INET).getKnownNodes();
+    if (cfg_.ipv6) n += runner_->getNodesStats(AF_INET6).getKnownNodes();
+    return n;
+}
+
+}  // namespace lm::dir

@@ -1,0 +1,516 @@
+// The LM directory over a real OpenDHT network: 32 nodes in this process on 127.0.0.1.
+//
+// Node 0 is the bootstrap node; nodes 1..4 are the ARs ar1..ar4 (can publish); every other node is
+// a read-only directory (a reader and storage node). Node 6 doubles as the attacker: it injects
+// raw values with its DhtRunner. The cluster is built once and shared by the test cases below,
+// which run in declaration order; the last one kills 30% of the nodes.
+//
+// No fixed sleeps: every wait polls a condition with a deadline.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+// OpenDHT's headers before Catch2: its WARN macro would clash with dht::Logger::WARN.
+#include <opendht/dhtrunner.h>
+
+#include "dht/directory.hpp"
+#include "dht_fixtures.hpp"
+// clang-format off
+#include "catch.hpp"
+// clang-format on
+
+using namespace std::chrono_literals;
+using namespace lm;
+using namespace lm::dir;
+using namespace lm::dir::test;
+
+namespace {
+
+constexpr size_t kNodes = 32;
+constexpr auto kWait = 20s;  // deadline for one DHT operation in a test
+
+struct Cluster {
+    std::vector<std::unique_ptr<Directory>> nodes;
+    std::vector<bool> alive;
+    // Per-node HLC wall clock offsets (ms): ar3 runs 50 ms ahead of everybody (migrate-back test).
+    std::vector<std::shared_ptr<std::atomic<int64_t>>> skew;
+    uint64_t next_cookie = 1;
+    uint16_t port0 = 0;
+
+    Directory& operator[](size_t i) { return *nodes.at(i); }
+
+    static DhtConfig config(uint16_t bootstrap_port, std::shared_ptr<std::atomic<int64_t>> skew) {
+        DhtConfig c;
+        c.port = 0;
+        c.bind4 = "127.0.0.1";
+        c.ipv6 = false;
+        if (bootstrap_port) c.bootstrap = {"127.0.0.1:" + std::to_string(bootstrap_port)};
+        // Every node shares 127.0.0.1: OpenDHT's per-IP rate limit would treat them as one peer.
+        c.max_peer_req_per_sec = -1;
+        c.max_req_per_sec = -1;
+        c.network_id = 0x4C4D7E57;
+        c.wall_clock_ms = [skew] { return uint64_t(int64_t(unix_ms_now()) + skew->load()); };
+        return c;
+    }
+
+    Cluster() {
+        const auto& k = pki();
+        const ::dht::crypto::Identity* ids[] = {&k.ar1, &k.ar2, &k.ar3, &k.ar4};
+        for (size_t i = 0; i < kNodes; ++i) {
+            skew.push_back(std::make_shared<std::atomic<int64_t>>(0));
+            std::optional<::dht::crypto::Identity> id;
+            if (i >= 1 && i <= 4) id = *ids[i - 1];
+            nodes.push_back(std::make_unique<Directory>(config(port0, skew.back()), k.ca.second, id));
+            alive.push_back(true);
+            if (i == 0) port0 = nodes[0]->bound_port();
+        }
+        REQUIRE(port0 != 0);
+        // Connected: every node knows a good part of the network.
+        const bool ok = eventually(
+            [&] {
+                for (auto& n : nodes)
+                    if (n->known_nodes() < 8) return false;
+                return true;
+            },
+            30s, 50ms);
+        REQUIRE(ok);
+    }
+
+    void kill(size_t i) {
+        nodes.at(i)->stop();
+        alive.at(i) = false;
+    }
+
+    // Waits for an event matching pred on node i (other events are dropped).
+    std::optional<Event> await(size_t i, const std::function<bool(const Event&)>& pred,
+                               std::chrono::milliseconds timeout = kWait) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::optional<Event> found;
+        while (!found && std::chrono::steady_clock::now() < deadline) {
+            nodes.at(i)->wait(20ms);
+            nodes.at(i)->poll([&](Event&& ev) {
+                if (!found && pred(ev)) found = std::move(ev);
+            });
+        }
+        return found;
+    }
+
+    Event resolve(size_t i, TenantId t, const IpAddr& eid) {
+        const uint64_t c = next_cookie++;
+        nodes.at(i)->resolve(t, eid, c);
+        auto ev = await(i, [&](const Event& e) { return e.type == Event::Type::Resolved && e.cookie == c; });
+        REQUIRE(ev);
+        return *ev;
+    }
+    Event resolve_mac(size_t i, TenantId t, const MacAddr& m) {
+        const uint64_t c = next_cookie++;
+        nodes.at(i)->resolve_mac(t, m, c);
+        auto ev = await(i, [&](const Event& e) { return e.type == Event::Type::Resolved && e.cookie == c; });
+        REQUIRE(ev);
+        return *ev;
+    }
+    // Publishes on AR node i and waits until every key is stored.
+    Epoch publish(size_t i, const Record& r) {
+        const Epoch e = nodes.at(i)->publish(r);
+        auto ev = await(i, [&](const Event& x) {
+            return x.type == Event::Type::Published && x.cookie == r.mo && x.record.epoch == e;
+        });
+        REQUIRE(ev);
+        CHECK(ev->ok);
+        return e;
+    }
+    Epoch withdraw(size_t i, TenantId t, MoId mo) {
+        const Epoch e = nodes.at(i)->withdraw(t, mo);
+        REQUIRE(e != 0);
+        auto ev = await(i, [&](const Event& x) {
+            return x.type == Event::Type::Published && x.cookie == mo && x.record.epoch == e;
+        });
+        REQUIRE(ev);
+        CHECK(ev->ok);
+        CHECK(ev->answer == Answer::Withdrawn);
+        return e;
+    }
+    // Resolves until pred holds (a fresh put may not be visible to every search at once).
+    Event resolve_until(size_t i, TenantId t, const IpAddr& eid, const std::function<bool(const Event&)>& pred) {
+        Event last;
+        const bool ok = eventually(
+            [&] {
+                last = resolve(i, t, eid);
+                return pred(last);
+            },
+            kWait, 1ms);
+        INFO("last answer: " << to_string(last.answer) << " " << last.record.str());
+        REQUIRE(ok);
+        return last;
+    }
+};
+
+Cluster& cluster() {
+    static std::unique_ptr<Cluster> c;
+    if (!c) {
+        const auto t0 = std::chrono::steady_clock::now();
+        c = std::make_unique<Cluster>();
+        std::printf("  dht cluster: %zu nodes up in %.2f s\n", kNodes,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return *c;
+}
+
+Record mo_record(MoId mo, const char* eid4, const char* eid6, const char* m, const char* loc4) {
+    Record r;
+    r.mo = mo;
+    r.tenant = 42;
+    r.eids = {ip(eid4), ip(eid6)};
+    r.mac = mac(m);
+    r.loc4 = ip(loc4);
+    return r;
+}
+
+std::shared_ptr<::dht::Value> raw_value(const Blob& data, uint64_t id) {
+    return std::make_shared<::dht::Value>(kLmValueType, data, id);
+}
+
+// Attacker put from node `from`; waits for the put to finish.
+void inject(Cluster& c, size_t from, const ::dht::InfoHash& key, std::shared_ptr<::dht::Value> v) {
+    std::promise<bool> done;
+    auto f = done.get_future();
+    c[from].runner().put(key, v, [&done](bool ok) { done.set_value(ok); });
+    REQUIRE(f.wait_for(kWait) == std::future_status::ready);
+    f.get();  // a refused edit is still a completed put
+}
+
+}  // namespace
+
+TEST_CASE("publish on one AR, resolve on others by EID and by MAC", "[dht][net]") {
+    auto& c = cluster();
+    auto r = mo_record(0x100, "192.0.2.10", "2001:db8::10", "02:00:00:00:01:00", "198.51.100.1");
+    r.loc6 = ip("2001:db8:100::1");
+    const Epoch e = c.publish(1, r);
+    CHECK(e > 0);
+
+    for (size_t reader : {20u, 9u}) {
+        auto a = c.resolve_until(reader, 42, ip("192.0.2.10"), [](const Event& x) { return x.answer == Answer::Found; });
+        CHECK(a.record.mo == 0x100);
+        CHECK(a.record.epoch == e);
+        CHECK(a.record.publisher == "ar1");
+        CHECK(a.record.loc4 == ip("198.51.100.1"));
+        CHECK(a.record.loc6 == ip("2001:db8:100::1"));
+        CHECK(a.ok);
+        auto b = c.resolve(reader, 42, ip("2001:db8::10"));
+        CHECK(b.answer == Answer::Found);
+        CHECK(b.record.epoch == e);
+        auto m = c.resolve_mac(reader, 42, mac("02:00:00:00:01:00"));
+        CHECK(m.answer == Answer::Found);
+        CHECK(m.kind == KeyKind::Mac);
+        CHECK(m.record.mo == 0x100);
+        CHECK(m.record.eids.size() == 2);
+        std::printf("  resolve on node %zu: %u us\n", reader, a.elapsed_us);
+    }
+    // Another tenant with the same address, and an unknown address: not found.
+    CHECK(c.resolve(20, 43, ip("192.0.2.10")).answer == Answer::NotFound);
+    CHECK(c.resolve(20, 42, ip("192.0.2.99")).answer == Answer::NotFound);
+    // The reader verified and holds the record; the publisher's HLC is ahead of it.
+    REQUIRE(c[20].cached(42, ip("192.0.2.10")));
+    CHECK(c[20].hlc().last() >= e);
+    CHECK(c[20].counters().accepted >= 1);
+    CHECK(c[20].counters().rejected_total() == 0);
+}
+
+TEST_CASE("epoch order under reordered delivery: a lower epoch never wins", "[dht][net]") {
+    auto& c = cluster();
+    auto r = mo_record(0x200, "192.0.2.20", "2001:db8::20", "02:00:00:00:02:00", "198.51.100.2");
+    // AR2 publishes epoch "2"; AR3's publication with epoch "1" arrives after it.
+    const Epoch e2 = c[2].hlc().next() + 1000;
+    auto r2 = r;
+    r2.epoch = e2;
+    c.publish(2, r2);
+    auto r1 = r;
+    r1.epoch = e2 - 500;
+    r1.loc4 = ip("198.51.100.3");
+    c.publish(3, r1);
+
+    for (size_t reader : {11u, 25u}) {
+        auto a = c.resolve_until(reader, 42, ip("192.0.2.20"), [](const Event& x) { return x.answer == Answer::Found; });
+        CHECK(a.record.epoch == e2);
+        CHECK(a.record.publisher == "ar2");
+        CHECK(a.record.loc4 == ip("198.51.100.2"));
+    }
+    // A reader that already holds epoch 2 keeps it even if a later answer only has epoch 1.
+    CHECK(c[11].cached(42, ip("192.0.2.20"))->epoch == e2);
+}
+
+TEST_CASE("fast migrate-back AR2 -> AR3 -> AR2 with skewed clocks", "[dht][net]") {
+    auto& c = cluster();
+    // AR3's clock is 50 ms ahead of AR2's: without the HLC's observe(), AR2's migrate-back
+    // epoch (minted a few ms later on a slower clock) would be lower than AR3's.
+    c.skew[3]->store(50);
+    auto r = mo_record(0x300, "192.0.2.30", "2001:db8::30", "02:00:00:00:03:00", "198.51.100.2");
+    const auto t0 = std::chrono::steady_clock::now();
+    const Epoch e1 = c.publish(2, r);
+    // AR2, the old AR, watches the MO while it is away (to learn where it went).
+    const uint64_t w = c[2].watch(42, ip("192.0.2.30"));
+
+    // AR3 checks the MO's record at attach (observes e1), then publishes.
+    auto seen = c.resolve_until(3, 42, ip("192.0.2.30"), [&](const Event& x) { return x.record.epoch == e1; });
+    auto r3 = r;
+    r3.loc4 = ip("198.51.100.3");
+    const Epoch e2 = c.publish(3, r3);
+    CHECK(e2 > e1);
+    c[2].release(42, 0x300);
+
+    // AR2 learns e2 from its watch, then the MO comes back at once.
+    auto upd = c.await(2, [&](const Event& x) {
+        return x.type == Event::Type::WatchUpdate && x.cookie == w && x.record.epoch == e2;
+    });
+    REQUIRE(upd);
+    CHECK(upd->record.publisher == "ar3");
+    const Epoch e3 = c.publish(2, r);  // no DHT read: a stale replica would not matter
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    c[2].unwatch(w);
+    std::printf("  migrate-back: e1=%#llx e2=%#llx e3=%#llx (%.1f ms for 3 publications)\n", (unsigned long long)e1,
+                (unsigned long long)e2, (unsigned long long)e3, ms);
+    CHECK(e3 > e2);
+    // AR2's wall clock is behind e2's: e3 came from observe(e2), not from the clock.
+    CHECK(Hlc::ms_of(e3) <= Hlc::ms_of(e2));
+
+    for (size_t reader : {14u, 27u, 1u}) {
+        auto a = c.resolve_until(reader, 42, ip("192.0.2.30"), [&](const Event& x) { return x.record.epoch == e3; });
+        CHECK(a.record.publisher == "ar2");
+        CHECK(a.record.loc4 == ip("198.51.100.2"));
+    }
+    c.skew[3]->store(0);
+}
+
+TEST_CASE("withdraw publishes a tombstone with a higher epoch", "[dht][net]") {
+    auto& c = cluster();
+    auto r = mo_record(0x400, "192.0.2.40", "2001:db8::40", "02:00:00:00:04:00", "198.51.100.1");
+    const Epoch e = c.publish(1, r);
+    auto a = c.resolve_until(17, 42, ip("192.0.2.40"), [](const Event& x) { return x.answer == Answer::Found; });
+    CHECK(a.record.epoch == e);
+
+    const Epoch t = c.withdraw(1, 42, 0x400);
+    CHECK(t > e);
+    auto w = c.resolve_until(17, 42, ip("192.0.2.40"), [](const Event& x) { return x.answer == Answer::Withdrawn; });
+    CHECK(w.record.epoch == t);
+    CHECK(w.record.withdrawn);
+    CHECK_FALSE(w.record.loc4);
+    CHECK(c.resolve_mac(17, 42, mac("02:00:00:00:04:00")).answer == Answer::Withdrawn);
+    CHECK(c.resolve(23, 42, ip("2001:db8::40")).answer != Answer::Found);
+    CHECK(c[1].withdraw(42, 0x400) == 0);  // no longer published here
+}
+
+TEST_CASE("forged, unsigned, tampered and replayed records are rejected and counted", "[dht][net][trust]") {
+    auto& c = cluster();
+    const auto& k = pki();
+    constexpr size_t kAttacker = 6, kReader = 19;
+    auto r = mo_record(0x500, "192.0.2.50", "2001:db8::50", "02:00:00:00:05:00", "198.51.100.2");
+    // AR2 publishes e1, then e2 (same slot: its own record is replaced).
+    const Epoch e1 = c[2].hlc().next();
+    auto r1 = r;
+    r1.epoch = e1;
+    r1.publisher = "ar2";
+    r1.expiry_ms = unix_ms_now() + 600'000;
+    const Blob old_env = encode_envelope(Signer(k.ar2).sign(r1));  // what an attacker recorded
+    c.publish(2, r1);
+    const Epoch e2 = c.publish(2, r);
+    REQUIRE(e2 > e1);
+    auto a = c.resolve_until(kReader, 42, ip("192.0.2.50"), [&](const Event& x) { return x.record.epoch == e2; });
+    const auto before = c[kReader].counters();
+
+    // The attacker wants traffic for 192.0.2.50 at 203.0.113.66 with a much higher epoch.
+    auto evil = r;
+    evil.epoch = e2 + 1'000'000;
+    evil.publisher = "ar2";
+    evil.loc4 = ip("203.0.113.66");
+    evil.expiry_ms = unix_ms_now() + 600'000;
+    const auto key = eid_key(42, ip("192.0.2.50"));
+    std::mt19937_64 rng(0x5eed);
+    // unsigned
+    inject(c, kAttacker, key, raw_value(encode_record(evil), rng()));
+    // forged: certificate from another CA, and self-signed
+    inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.rogue_ar2).sign(evil)), rng()));
+    inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.self_signed_ar2).sign(evil)), rng()));
+    // tampered: AR2's genuine envelope with the locator and epoch changed after signing
+    {
+        Envelope t = *decode_envelope(encode_envelope(Signer(k.ar2).sign(r)));
+        auto rec = *decode_record(t.rec);
+        rec.loc4 = evil.loc4;
+        rec.epoch = evil.epoch;
+        t.rec = encode_record(rec);
+        inject(c, kAttacker, key, raw_value(encode_envelope(t), rng()));
+    }
+    // AR2's genuine record of another MO, copied under this key
+    {
+        auto other = mo_record(0x501, "192.0.2.51", "2001:db8::51", "02:00:00:00:05:01", "203.0.113.66");
+        other.epoch = evil.epoch;
+        other.expiry_ms = evil.expiry_ms;
+        inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.ar2).sign(other)), rng()));
+    }
+    // replayed: AR2's genuine old-epoch record, under another value id
+    inject(c, kAttacker, key, raw_value(old_env, rng()));
+    // and into AR2's own slot: storage nodes refuse to roll the slot back / overwrite it
+    inject(c, kAttacker, key, raw_value(old_env, Signer(k.ar2).value_id()));
+    inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.rogue_ar2).sign(evil)), Signer(k.ar2).value_id()));
+
+    DirectoryCounters now;
+    const bool all_counted = eventually(
+        [&] {
+            auto x = c.resolve(kReader, 42, ip("192.0.2.50"));
+            CHECK(x.answer == Answer::Found);
+            CHECK(x.record.epoch == e2);
+            CHECK(x.record.loc4 == ip("198.51.100.2"));
+            now = c[kReader].counters();
+            return now.rejected_unsigned > before.rejected_unsigned &&
+                   now.rejected_untrusted >= before.rejected_untrusted + 2 &&
+                   now.rejected_bad_signature > before.rejected_bad_signature &&
+                   now.rejected_wrong_key > before.rejected_wrong_key &&
+                   now.rejected_stale > before.rejected_stale;
+        },
+        kWait, 1ms);
+    INFO("unsigned " << now.rejected_unsigned << " untrusted " << now.rejected_untrusted << " bad-sig "
+                     << now.rejected_bad_signature << " wrong-key " << now.rejected_wrong_key << " stale "
+                     << now.rejected_stale);
+    CHECK(all_counted);
+    std::printf("  reader counters: unsigned=%llu untrusted=%llu bad_signature=%llu wrong_key=%llu stale=%llu "
+                "accepted=%llu\n",
+                (unsigned long long)now.rejected_unsigned, (unsigned long long)now.rejected_untrusted,
+                (unsigned long long)now.rejected_bad_signature, (unsigned long long)now.rejected_wrong_key,
+                (unsigned long long)now.rejected_stale, (unsigned long long)now.accepted);
+    // Another reader that never resolved before gets the genuine record too.
+    auto fresh = c.resolve_until(29, 42, ip("192.0.2.50"), [&](const Event& x) { return x.answer == Answer::Found; });
+    CHECK(fresh.record.epoch == e2);
+    CHECK(fresh.record.loc4 == ip("198.51.100.2"));
+    CHECK(c[29].counters().rejected_forged() >= 2);
+    // Storage nodes refused the edits of AR2's slot.
+    uint64_t refused = 0;
+    for (size_t i = 0; i < kNodes; ++i) refused += c[i].counters().store_edit_refused;
+    CHECK(refused >= 1);
+    CHECK(c[kReader].cached(42, ip("192.0.2.50"))->loc4 == ip("198.51.100.2"));
+}
+
+TEST_CASE("watch delivers a new locator", "[dht][net]") {
+    auto& c = cluster();
+    constexpr size_t kWatcher = 15;
+    auto r = mo_record(0x700, "192.0.2.70", "2001:db8::70", "02:00:00:00:07:00", "198.51.100.1");
+    const uint64_t w = c[kWatcher].watch(42, ip("192.0.2.70"));
+    const uint64_t wm = c[kWatcher].watch_mac(42, mac("02:00:00:00:07:00"));
+    const Epoch e1 = c.publish(1, r);
+    auto u1 = c.await(kWatcher, [&](const Event& x) {
+        return x.type == Event::Type::WatchUpdate && x.cookie == w && x.record.epoch == e1;
+    });
+    REQUIRE(u1);
+    CHECK(u1->record.loc4 == ip("198.51.100.1"));
+    CHECK(u1->kind == KeyKind::Eid);
+
+    // The MO migrates to AR4 (which checked the record first).
+    c.resolve_until(4, 42, ip("192.0.2.70"), [&](const Event& x) { return x.record.epoch == e1; });
+    auto r4 = r;
+    r4.loc4 = ip("198.51.100.4");
+    const Epoch e2 = c.publish(4, r4);
+    c[1].release(42, 0x700);
+    bool eid_seen = false, mac_seen = false;
+    const bool ok = eventually(
+        [&] {
+            c[kWatcher].poll([&](Event&& x) {
+                if (x.type != Event::Type::WatchUpdate || x.record.epoch != e2) return;
+                CHECK(x.record.loc4 == ip("198.51.100.4"));
+                CHECK(x.record.publisher == "ar4");
+                if (x.cookie == w) eid_seen = true;
+                if (x.cookie == wm) mac_seen = true;
+            });
+            return eid_seen && mac_seen;
+        },
+        kWait);
+    CHECK(ok);
+    c[kWatcher].unwatch(w);
+    c[kWatcher].unwatch(wm);
+    CHECK(c[kWatcher].counters().watch_updates >= 3);
+}
+
+TEST_CASE("refresh re-signs with a later expiry, same epoch", "[dht][net]") {
+    auto& c = cluster();
+    auto r = mo_record(0x800, "192.0.2.80", "2001:db8::80", "02:00:00:00:08:00", "198.51.100.1");
+    const Epoch e = c.publish(1, r);
+    auto a = c.resolve_until(21, 42, ip("192.0.2.80"), [&](const Event& x) { return x.record.epoch == e; });
+    const uint64_t exp0 = a.record.expiry_ms;
+    // Make sure the clock moves so the expiry differs.
+    REQUIRE(eventually([&] { return unix_ms_now() > exp0 - 600'000 + 5; }, 1s, 1ms));
+    const auto before = c[1].counters().refreshed;
+    CHECK(c[1].refresh(true) >= 1);
+    CHECK(c[1].counters().refreshed > before);
+    auto b = c.resolve_until(21, 42, ip("192.0.2.80"), [&](const Event& x) { return x.record.expiry_ms > exp0; });
+    CHECK(b.record.epoch == e);
+    CHECK(b.record.publisher == "ar1");
+
+    // The timer path: an AR with a 1 s refresh interval republishes from poll() by itself.
+    auto cfg = Cluster::config(c.port0, std::make_shared<std::atomic<int64_t>>(0));
+    cfg.refresh_interval = std::chrono::seconds(1);
+    Directory ar(cfg, pki().ca.second, pki().ar4);
+    REQUIRE(eventually([&] { return ar.known_nodes() >= 8; }, kWait, 20ms));
+    auto r2 = mo_record(0x810, "192.0.2.81", "2001:db8::81", "02:00:00:00:08:10", "198.51.100.4");
+    const Epoch e2 = ar.publish(r2);
+    const uint64_t exp2 = unix_ms_now() + 600'000;
+    const bool refreshed = eventually(
+        [&] {
+            ar.poll([](Event&&) {});
+            return ar.counters().refreshed >= 1;
+        },
+        5s);
+    CHECK(refreshed);
+    auto d = c.resolve_until(21, 42, ip("192.0.2.81"), [&](const Event& x) { return x.record.expiry_ms > exp2; });
+    CHECK(d.record.epoch == e2);
+    CHECK(d.record.publisher == "ar4");
+}
+
+TEST_CASE("30% of the nodes die: no record is lost", "[dht][net][churn]") {
+    auto& c = cluster();
+    // A batch of MOs published (and replicated) before the failure.
+    std::vector<std::pair<MoId, Epoch>> mos;
+    for (int i = 0; i < 8; ++i) {
+        const std::string e4 = "192.0.2." + std::to_string(100 + i);
+        const std::string e6 = "2001:db8::1:" + std::to_string(100 + i);
+        const std::string m = "02:00:00:00:09:" + std::to_string(10 + i);
+        auto r = mo_record(MoId(0x900 + i), e4.c_str(), e6.c_str(), m.c_str(), "198.51.100.2");
+        mos.emplace_back(r.mo, c.publish(i < 4 ? 2 : 1, r));
+    }
+    // Kill 10 of 32 nodes (31%) abruptly, none of them a publisher or the readers below.
+    size_t killed = 0;
+    for (size_t i = kNodes - 1; killed < 10; --i) {
+        c.kill(i);
+        ++killed;
+    }
+    // Both readers resolve all 8 EIDs concurrently (resolve() is asynchronous); an answer that is
+    // not Found yet (a search that only met dead nodes) is asked again until the deadline.
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t reader : {12u, 5u}) {
+        std::map<uint64_t, int> pending;  // cookie -> MO index
+        auto ask = [&](int i) {
+            const uint64_t cookie = c.next_cookie++;
+            pending[cookie] = i;
+            c[reader].resolve(42, ip(("192.0.2." + std::to_string(100 + i)).c_str()), cookie);
+        };
+        for (int i = 0; i < 8; ++i) ask(i);
+        int found = 0;
+        const bool ok = eventually(
+            [&] {
+                c[reader].wait(20ms);
+                c[reader].poll([&](Event&& x) {
+                    auto it = pending.find(x.cookie);
+                    if (x.type != Event::Type::Resolved || it == pending.end()) return;
+                    const int i = it->second;
+                    pending.erase(it);
+                    if (x.answer != Answer::Found) return ask(i);
+                    CHECK(x.record.mo == mos[size_t(i)].first);
+                    CHECK(x.record.epoch == mos[size_t(i)].second);
+                    ++found;
+                });
+                return found == 8;
+            },
+            kWait, 1ms);
+        CHECK(ok);
+    }
+    std::printf("  after killing %zu/%zu nodes: 2 x 8 concurrent resolves in %.2f s\n", killed, kNodes,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
