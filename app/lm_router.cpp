@@ -20,6 +20,7 @@
 #include "dataplane/dpdk_env.hpp"
 #include "dataplane/ports.hpp"
 #include "dataplane/worker.hpp"
+#include "dht/directory.hpp"
 
 namespace po = boost::program_options;
 
@@ -178,7 +179,27 @@ int run(int argc, char** argv) {
         handles.push_back({workers.back()->update_ring(), workers.back()->tx_ring(), &workers.back()->counters()});
     }
 
-    lm::ControlPlane control(cfg, runtime, handles, pool.get(), miss_ring.get(), punt_ring.get());
+    // The LM directory. Created on the main lcore after EAL init, so OpenDHT's threads inherit
+    // the control core's affinity and never run on a worker's core.
+    std::unique_ptr<lm::dir::Directory> directory;
+    if (cfg.dht) {
+        lm::dir::DhtConfig dc;
+        dc.port = cfg.dht->port;
+        dc.ipv4 = true;
+        if (cfg.dht->bind4) dc.bind4 = cfg.dht->bind4->str();
+        dc.ipv6 = cfg.dht->bind6.has_value();
+        if (cfg.dht->bind6) dc.bind6 = cfg.dht->bind6->str();
+        dc.bootstrap = cfg.dht->bootstrap;
+        dc.ca_cert = cfg.dht->ca_cert;
+        dc.identity_key = cfg.dht->identity_key;
+        dc.identity_cert = cfg.dht->identity_cert;
+        dc.max_peer_req_per_sec = cfg.dht->max_peer_req_per_sec;
+        directory = std::make_unique<lm::dir::Directory>(dc);
+        lm::log::info("LM directory: node '{}' on UDP {}, {} bootstrap node(s)", directory->name(),
+                      directory->bound_port(), dc.bootstrap.size());
+    }
+
+    lm::ControlPlane control(cfg, runtime, handles, pool.get(), miss_ring.get(), punt_ring.get(), directory.get());
     control.start();
     lm::telemetry_register(&control);
 

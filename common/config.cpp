@@ -295,7 +295,7 @@ Config Loader::load(const YAML::Node& root) {
     if (!root.IsMap()) fail(line_of(root), "", "the configuration must be a map of sections, got " + describe(root));
     MapReader top(*this, Val{root, "", line_of(root)},
                   {"router", "locators", "gateway", "ports", "core", "mobile_prefixes", "peer_prefixes", "cache",
-                   "encap", "static_mappings", "static_attachments"});
+                   "encap", "static_mappings", "static_attachments", "dht"});
 
     // ---- router -----------------------------------------------------------------------------
     if (auto v = top.get("router"); v && !v->node.IsNull()) {
@@ -465,6 +465,40 @@ Config Loader::load(const YAML::Node& root) {
         if (auto x = m.get("icmp_rate_per_sec")) c.icmp_rate_per_sec = uint32_t(uint(*x, 0, 1000000));
     }
 
+    // ---- dht --------------------------------------------------------------------------------
+    if (auto v = top.get("dht"); v && !v->node.IsNull()) {
+        MapReader m(*this, *v, {"port", "bind4", "bind6", "bootstrap", "ca_cert", "identity_key", "identity_cert",
+                                "max_peer_req_per_sec", "negative_ttl_ms", "max_watches"});
+        DhtSettings d;
+        if (auto x = m.get("port")) d.port = uint16_t(uint(*x, 1, 65535));
+        if (auto x = m.get("bind4")) d.bind4 = unicast_ip(*x, Family::V4);
+        if (auto x = m.get("bind6")) d.bind6 = unicast_ip(*x, Family::V6);
+        for (auto& b : opt_list(m, "bootstrap")) {
+            std::string s = str(b);
+            auto colon = s.rfind(':');
+            bool ok = colon != std::string::npos && colon + 1 < s.size() && colon > 0;
+            if (ok) {
+                std::string host = s.substr(0, colon);
+                if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+                ok = IpAddr::parse(host).has_value() &&
+                     s.find_first_not_of("0123456789", colon + 1) == std::string::npos && s.size() - colon - 1 <= 5 &&
+                     std::stoul(s.substr(colon + 1)) > 0 && std::stoul(s.substr(colon + 1)) <= 65535;
+            }
+            if (!ok) fail(b, "expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT), got '" + s + "'");
+            d.bootstrap.push_back(s);
+        }
+        d.ca_cert = str(m.require("ca_cert"));
+        d.identity_key = str(m.require("identity_key"));
+        d.identity_cert = str(m.require("identity_cert"));
+        if (auto x = m.get("max_peer_req_per_sec")) {
+            std::string s = scalar(*x, "an integer >= -1");
+            d.max_peer_req_per_sec = s == "-1" ? -1 : long(uint(*x, 0, 1000000));
+        }
+        if (auto x = m.get("negative_ttl_ms")) d.negative_ttl_ms = uint32_t(uint(*x, 0, 600000));
+        if (auto x = m.get("max_watches")) d.max_watches = uint32_t(uint(*x, 0, 1000000));
+        c.dht = d;
+    }
+
     // ---- static_attachments (before mappings: mappings must not name an attached EID) ---------
     std::map<std::pair<TenantId, IpAddr>, size_t> attached_eids;  // -> attachment index
     std::set<std::pair<TenantId, MoId>> attached_mos;
@@ -588,7 +622,15 @@ Config load_config_file(const std::string& path) {
         }
     }
     ::close(fd);
-    return parse(text, path);
+    Config c = parse(text, path);
+    // Credential paths are relative to the config file, so a site's directory can move as a whole.
+    if (c.dht) {
+        auto slash = path.rfind('/');
+        const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+        for (std::string* f : {&c.dht->ca_cert, &c.dht->identity_key, &c.dht->identity_cert})
+            if (!f->empty() && (*f)[0] != '/') *f = dir + *f;
+    }
+    return c;
 }
 
 }  // namespace lm

@@ -53,6 +53,20 @@ struct StaticAttachment {
     std::string port;  // name of an access port
 };
 
+// The LM directory (OpenDHT) on the management network. Absent: static mappings only.
+struct DhtSettings {
+    uint16_t port = 4222;
+    std::optional<IpAddr> bind4;           // address on the management network (default any)
+    std::optional<IpAddr> bind6;           // IPv6 socket too when set
+    std::vector<std::string> bootstrap;    // "host:port" / "[v6]:port"
+    std::string ca_cert;                   // domain CA certificate (PEM); relative to the config file
+    std::string identity_key;              // this AR's key and certificate (PEM)
+    std::string identity_cert;
+    long max_peer_req_per_sec = 0;         // OpenDHT per-peer limit: 0 = its default, -1 = none
+    uint32_t negative_ttl_ms = 2000;       // an EID nobody publishes is not asked again for this long
+    uint32_t max_watches = 4096;           // EIDs watched for new locators (push updates)
+};
+
 struct Config {
     // router:
     std::string name = "lm-router";
@@ -94,6 +108,8 @@ struct Config {
 
     std::vector<StaticMapping> static_mappings;
     std::vector<StaticAttachment> static_attachments;
+
+    std::optional<DhtSettings> dht;
 
     const PortConfig* find_port(const std::string& n) const {
         for (auto& p : ports)

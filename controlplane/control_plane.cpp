@@ -3,19 +3,23 @@
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 
+#include <fmt/format.h>
+
 #include "common/log.hpp"
+#include "dht/directory.hpp"
 
 namespace lm {
 
 ControlPlane::ControlPlane(const Config& cfg, std::vector<PortRuntime> ports, std::vector<WorkerHandle> workers,
-                           rte_mempool* pool, rte_ring* miss_ring, rte_ring* punt_ring)
+                           rte_mempool* pool, rte_ring* miss_ring, rte_ring* punt_ring, dir::Directory* dir)
     : cfg_(cfg),
       ports_(std::move(ports)),
       workers_(std::move(workers)),
       pool_(pool),
       miss_ring_(miss_ring),
       punt_ring_(punt_ring),
-      backlog_(workers_.size()) {
+      backlog_(workers_.size()),
+      dir_(dir) {
     for (size_t i = 0; i < cfg.ports.size(); ++i)
         if (cfg.ports[i].name == cfg.core_port) core_index_ = uint8_t(i);
     auto init_nh = [&](Neighbor& n, const std::optional<IpAddr>& ip, bool have_locator) {
@@ -28,6 +32,26 @@ ControlPlane::ControlPlane(const Config& cfg, std::vector<PortRuntime> ports, st
     };
     init_nh(nh_[0], cfg.next_hop.ipv4, true);
     init_nh(nh_[1], cfg.next_hop.ipv6, true);
+}
+
+ControlPlane::~ControlPlane() = default;
+
+void ControlPlane::send_to(uint32_t w, const UpdateMsg& u) {
+    if (w >= workers_.size()) return;
+    if (backlog_[w].empty() && rte_ring_enqueue_elem(workers_[w].updates, const_cast<UpdateMsg*>(&u), sizeof u) == 0) {
+        ctr_.updates_sent.add();
+        return;
+    }
+    std::lock_guard g(mu_);
+    backlog_[w].push_back(u);
+}
+
+void ControlPlane::answer_no_mapping(const EidKey& k, uint64_t worker_mask) {
+    UpdateMsg u{};
+    u.op = UpdateOp::MissFailed;
+    u.key = k;
+    for (uint32_t w = 0; w < workers_.size() && w < 64; ++w)
+        if (worker_mask >> w & 1) send_to(w, u);
 }
 
 void ControlPlane::push(const UpdateMsg& u) {
@@ -131,6 +155,7 @@ void ControlPlane::start() {
         if (nh_[f].st.configured && nh_[f].st.static_mac) set_next_hop(f ? Family::V6 : Family::V4, nh_[f].st.mac);
     log::info("control: pushed {} mappings, {} attachments to {} workers", mappings_.size(), cfg_.static_attachments.size(),
               workers_.size());
+    publish_attachments();
 }
 
 void ControlPlane::handle_misses() {
@@ -155,18 +180,34 @@ void ControlPlane::handle_misses() {
                 rte_ring_enqueue_elem(workers_[mm[i].worker].updates, &u, sizeof u) == 0)
                 ctr_.miss_repushed.add();
         } else if (mm[i].worker < workers_.size()) {
-            // No directory to ask yet (static mappings only): the answer is "no mapping", so the
-            // worker drops what it holds for this EID now instead of at its timeout.
-            ctr_.misses_unresolved.add();
-            log::debug("control: no mapping for tenant {} {}", mm[i].key.tenant(), mm[i].key.ip().str());
-            UpdateMsg u{};
-            u.op = UpdateOp::MissFailed;
-            u.key = mm[i].key;
-            if (!backlog_[mm[i].worker].empty() ||
-                rte_ring_enqueue_elem(workers_[mm[i].worker].updates, &u, sizeof u) != 0) {
-                std::lock_guard g(mu_);
-                backlog_[mm[i].worker].push_back(u);
+            const EidKey& k = mm[i].key;
+            const uint64_t bit = uint64_t(1) << (mm[i].worker & 63);
+            if (auto it = inflight_.find(k); it != inflight_.end()) {
+                it->second.workers |= bit;  // already asked: answer everyone together
+                ctr_.dht_coalesced.add();
+                continue;
             }
+            if (auto it = negative_.find(k); it != negative_.end()) {
+                if (rte_get_tsc_cycles() < it->second) {
+                    ctr_.dht_negative_hits.add();
+                    answer_no_mapping(k, bit);
+                    continue;
+                }
+                negative_.erase(it);
+            }
+            if (!dir_) {
+                // Static mappings only: the answer is "no mapping", so the worker drops what it
+                // holds for this EID now instead of at its timeout.
+                ctr_.misses_unresolved.add();
+                log::debug("control: no mapping for tenant {} {}", k.tenant(), k.ip().str());
+                answer_no_mapping(k, bit);
+                continue;
+            }
+            const uint64_t cookie = next_cookie_++;
+            inflight_[k] = InFlight{cookie, bit};
+            cookies_[cookie] = k;
+            ctr_.dht_resolves.add();
+            dir_->resolve(k.tenant(), k.ip(), cookie);
         }
     }
 }
@@ -259,6 +300,185 @@ bool ControlPlane::learn_next_hop(Family f, const MacAddr& mac) {
     return true;
 }
 
+// ---- LM directory --------------------------------------------------------------------------
+
+size_t ControlPlane::watches() const {
+    std::lock_guard g(mu_);
+    return watches_.size();
+}
+
+void ControlPlane::publish_attachments() {
+    if (!dir_ || !dir_->can_publish()) {
+        if (dir_) log::warn("control: the directory has no identity: attached MOs are not published");
+        return;
+    }
+    for (auto& a : cfg_.static_attachments) {
+        dir::Record r;
+        r.mo = a.mo_id;
+        r.tenant = a.tenant;
+        r.eids = a.eids;
+        r.mac = a.mac;
+        r.loc4 = cfg_.locator_v4;
+        r.loc6 = cfg_.locator_v6;
+        const Epoch e = dir_->publish(r);
+        ctr_.dht_published.add();
+        {
+            std::lock_guard g(mu_);
+            published_epochs_[a.mo_id] = e;
+        }
+        // The local entries carry the epoch we published (for stale-sender detection).
+        for (auto& eid : a.eids) {
+            const EidKey k = EidKey::make(a.tenant, eid);
+            MappingValue v;
+            {
+                std::lock_guard g(mu_);
+                auto it = mappings_.find(k);
+                if (it == mappings_.end()) continue;
+                v = it->second;
+            }
+            v.epoch = e;
+            upsert_mapping(k, v);
+        }
+        log::info("control: published MO {:#x} (tenant {}, {} EIDs) with epoch {}", a.mo_id, a.tenant, a.eids.size(), e);
+    }
+}
+
+// A record for EID k (a resolve answer or a watch update): install it if it is newer and
+// usable, keep watching it so the next move reaches us without a TTL.
+void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
+    const dir::Record& r = e.record;
+    MappingValue cur;
+    bool have = false;
+    {
+        std::lock_guard g(mu_);
+        if (auto it = mappings_.find(k); it != mappings_.end()) cur = it->second, have = true;
+    }
+    if (have && (cur.flags & MappingValue::kLocal)) return;  // attached here: ours is the truth
+    if (e.answer == dir::Answer::Withdrawn || r.withdrawn) {
+        if (have && r.epoch > cur.epoch) erase_mapping(k);
+        return;
+    }
+    // Outer family: IPv4 when both ends have it (20 bytes less overhead), else IPv6.
+    std::optional<IpAddr> loc;
+    if (r.loc4 && cfg_.locator_v4) loc = r.loc4;
+    else if (r.loc6 && cfg_.locator_v6) loc = r.loc6;
+    if (!loc) {
+        ctr_.dht_no_locator.add();
+        return;
+    }
+    if (have && cur.epoch >= r.epoch) {
+        ctr_.dht_stale_ignored.add();
+        return;
+    }
+    MappingValue v;
+    v.mo_id = r.mo;
+    v.epoch = r.epoch;
+    v.locator = *loc;
+    upsert_mapping(k, v);
+    bool watch = false;
+    {
+        std::lock_guard g(mu_);
+        watch = !watches_.count(k) && cfg_.dht && watches_.size() < cfg_.dht->max_watches;
+    }
+    if (watch) {
+        const uint64_t id = dir_->watch(k.tenant(), k.ip());
+        std::lock_guard g(mu_);
+        watches_[k] = id;
+        watch_keys_[id] = k;
+    }
+}
+
+void ControlPlane::serve_operator_queries() {
+    std::lock_guard g(query_mu_);
+    while (!query_queue_.empty()) {
+        auto q = query_queue_.front();
+        query_queue_.pop_front();
+        const uint64_t cookie = uint64_t(1) << 63 | next_cookie_++;  // top bit: operator lookups
+        query_cookies_[cookie] = q;
+        dir_->resolve(q->tenant, q->eid, cookie);
+    }
+}
+
+std::string ControlPlane::resolve_for_operator(TenantId t, const IpAddr& eid, std::chrono::milliseconds timeout) {
+    if (!dir_) return "no LM directory configured (no dht section)";
+    auto q = std::make_shared<OperatorQuery>();
+    q->tenant = t;
+    q->eid = eid;
+    std::unique_lock lk(query_mu_);
+    query_queue_.push_back(q);
+    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done; })) {
+        // The control lcore still owns the cookie; it drops the answer when it comes.
+        return fmt::format("no answer for tenant {} {} within {} ms", t, eid.str(), timeout.count());
+    }
+    return q->answer;
+}
+
+std::vector<std::string> ControlPlane::attached_lines() const {
+    std::lock_guard g(mu_);
+    std::vector<std::string> out;
+    for (auto& a : cfg_.static_attachments) {
+        std::string eids;
+        for (auto& e : a.eids) eids += (eids.empty() ? "" : ",") + e.str();
+        auto it = published_epochs_.find(a.mo_id);
+        out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}", a.tenant, a.mo_id, a.mac.str(), a.port, eids,
+                                  it == published_epochs_.end() ? std::string("not published")
+                                                                : fmt::format("published epoch {}", it->second)));
+    }
+    return out;
+}
+
+void ControlPlane::on_dir_event(dir::Event&& e) {
+    using T = dir::Event::Type;
+    if (e.type == T::Resolved && (e.cookie >> 63)) {
+        std::lock_guard g(query_mu_);
+        auto it = query_cookies_.find(e.cookie);
+        if (it == query_cookies_.end()) return;
+        auto q = it->second;
+        query_cookies_.erase(it);
+        q->answer = e.answer == dir::Answer::NotFound
+                        ? fmt::format("tenant {} {}: not found ({} us{})", q->tenant, q->eid.str(), e.elapsed_us,
+                                      e.ok ? "" : ", search incomplete")
+                        : fmt::format("tenant {} {}: {} {} ({} us)", q->tenant, q->eid.str(), dir::to_string(e.answer),
+                                      e.record.str(), e.elapsed_us);
+        q->done = true;
+        query_cv_.notify_all();
+        return;
+    }
+    if (e.type == T::Resolved) {
+        auto c = cookies_.find(e.cookie);
+        if (c == cookies_.end()) return;
+        const EidKey k = c->second;
+        cookies_.erase(c);
+        uint64_t waiting = 0;
+        if (auto it = inflight_.find(k); it != inflight_.end()) {
+            waiting = it->second.workers;
+            inflight_.erase(it);
+        }
+        if (e.answer == dir::Answer::Found) {
+            ctr_.dht_found.add();
+            accept_record(k, e);
+            bool known;
+            {
+                std::lock_guard g(mu_);
+                known = mappings_.count(k) != 0;
+            }
+            if (known) return;  // the upsert releases the held packets in every worker
+        } else {
+            ctr_.dht_not_found.add();
+        }
+        // Not found, withdrawn, or no usable locator: remember it briefly so a scan of a mobile
+        // prefix cannot turn into a flood of DHT lookups.
+        const uint32_t ttl = cfg_.dht ? cfg_.dht->negative_ttl_ms : 0;
+        if (ttl) negative_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() / 1000 * ttl;
+        answer_no_mapping(k, waiting);
+    } else if (e.type == T::WatchUpdate) {
+        auto w = watch_keys_.find(e.cookie);
+        if (w == watch_keys_.end()) return;
+        ctr_.dht_watch_updates.add();
+        if (e.answer != dir::Answer::NotFound) accept_record(w->second, e);
+    }
+}
+
 NeighborState ControlPlane::neighbor(Family f) const {
     std::lock_guard g(mu_);
     return nh_[f == Family::V6].st;
@@ -266,6 +486,10 @@ NeighborState ControlPlane::neighbor(Family f) const {
 
 void ControlPlane::poll() {
     retry_backlog();
+    if (dir_) {
+        serve_operator_queries();
+        dir_->poll([this](dir::Event&& e) { on_dir_event(std::move(e)); }, 256);
+    }
     handle_misses();
     handle_punts();
     neighbor_tick();

@@ -8,6 +8,9 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <string>
 #include <cstring>
 #include <cstdint>
 #include <deque>
@@ -19,6 +22,11 @@
 #include "common/counters.hpp"
 #include "common/ring_msg.hpp"
 #include "controlplane/neighbor.hpp"
+
+namespace lm::dir {
+class Directory;
+struct Event;
+}  // namespace lm::dir
 
 namespace lm {
 
@@ -37,12 +45,18 @@ struct PortRuntime {
 struct ControlCounters {
     Counter misses, misses_unresolved, miss_repushed, punts, arp_learned, nd_learned, echo_replies,
         punt_unhandled, updates_sent, updates_retried, tx_ring_full, neighbor_probes;
+    // LM directory: questions asked, coalesced into one in flight, answered from the negative
+    // cache, answers (found / not found / no usable locator), push updates from watches.
+    Counter dht_resolves, dht_coalesced, dht_negative_hits, dht_found, dht_not_found, dht_no_locator,
+        dht_watch_updates, dht_stale_ignored, dht_published;
 };
 
 class ControlPlane {
 public:
+    // dir: the LM directory, or nullptr (static mappings only: every unknown EID is "no mapping").
     ControlPlane(const Config& cfg, std::vector<PortRuntime> ports, std::vector<WorkerHandle> workers,
-                 rte_mempool* pool, rte_ring* miss_ring, rte_ring* punt_ring);
+                 rte_mempool* pool, rte_ring* miss_ring, rte_ring* punt_ring, dir::Directory* dir = nullptr);
+    ~ControlPlane();
 
     void start();                               // push static state to every worker
     void poll();                                // one round of control work
@@ -62,6 +76,14 @@ public:
     const std::vector<WorkerHandle>& workers() const { return workers_; }
     const Config& config() const { return cfg_; }
     NeighborState neighbor(Family f) const;
+    dir::Directory* directory() const { return dir_; }
+    size_t watches() const;
+
+    // Operator's lookup (lmctl resolve, via telemetry): asks the directory on the control lcore
+    // and waits for the answer. Called from another thread; returns a one-line answer.
+    std::string resolve_for_operator(TenantId t, const IpAddr& eid, std::chrono::milliseconds timeout);
+    // Published records of the MOs attached here, one line each.
+    std::vector<std::string> attached_lines() const;
 
 private:
     void push(const UpdateMsg& u);
@@ -72,6 +94,11 @@ private:
     bool transmit(rte_mbuf* m, uint8_t port_index);  // via worker 0's tx ring
     void neighbor_tick();
     void set_next_hop(Family f, const MacAddr& mac);
+    void send_to(uint32_t worker, const UpdateMsg& u);  // one worker, in order behind its backlog
+    void answer_no_mapping(const EidKey& k, uint64_t worker_mask);
+    void on_dir_event(dir::Event&& e);
+    void accept_record(const EidKey& k, const dir::Event& e);
+    void publish_attachments();
     bool learn_next_hop(Family f, const MacAddr& mac);  // true if it changed
 
     const Config& cfg_;
@@ -90,6 +117,33 @@ private:
     std::vector<std::deque<UpdateMsg>> backlog_;            // per worker, in order
     Neighbor nh_[2];                                        // v4, v6
     ControlCounters ctr_;
+
+    // LM directory state, all owned by the control lcore.
+    dir::Directory* dir_ = nullptr;
+    struct InFlight {
+        uint64_t cookie;
+        uint64_t workers;  // bit per worker waiting for the answer
+    };
+    std::map<EidKey, InFlight, KeyLess> inflight_;
+    std::map<uint64_t, EidKey> cookies_;
+    std::map<EidKey, uint64_t, KeyLess> negative_;  // EID -> TSC until which "no mapping" holds
+    std::map<EidKey, uint64_t, KeyLess> watches_;   // EID -> watch id
+    std::map<uint64_t, EidKey> watch_keys_;
+    uint64_t next_cookie_ = 1;
+
+    // Operator lookups: queued by other threads, asked and answered by the control lcore.
+    struct OperatorQuery {
+        TenantId tenant;
+        IpAddr eid;
+        bool done = false;
+        std::string answer;
+    };
+    std::mutex query_mu_;
+    std::condition_variable query_cv_;
+    std::deque<std::shared_ptr<OperatorQuery>> query_queue_;
+    std::map<uint64_t, std::shared_ptr<OperatorQuery>> query_cookies_;
+    void serve_operator_queries();
+    std::map<MoId, Epoch> published_epochs_;  // guarded by mu_
 };
 
 }  // namespace lm

@@ -6,11 +6,13 @@
 #include <cstdlib>
 #include <fmt/format.h>
 
+#include "dht/directory.hpp"
+
 namespace lm {
 
 namespace {
 
-std::atomic<const ControlPlane*> g_cp{nullptr};
+std::atomic<ControlPlane*> g_cp{nullptr};
 
 // Sum a counter over all workers.
 template <typename F>
@@ -151,9 +153,77 @@ int cmd_nexthop(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
+int cmd_dht(const char*, const char*, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    rte_tel_data_start_dict(d);
+    auto& cc = cp->counters();
+    rte_tel_data_add_dict_u64(d, "enabled", cp->directory() != nullptr);
+    rte_tel_data_add_dict_u64(d, "resolves", cc.dht_resolves.get());
+    rte_tel_data_add_dict_u64(d, "coalesced", cc.dht_coalesced.get());
+    rte_tel_data_add_dict_u64(d, "negative_hits", cc.dht_negative_hits.get());
+    rte_tel_data_add_dict_u64(d, "found", cc.dht_found.get());
+    rte_tel_data_add_dict_u64(d, "not_found", cc.dht_not_found.get());
+    rte_tel_data_add_dict_u64(d, "no_usable_locator", cc.dht_no_locator.get());
+    rte_tel_data_add_dict_u64(d, "watch_updates", cc.dht_watch_updates.get());
+    rte_tel_data_add_dict_u64(d, "stale_ignored", cc.dht_stale_ignored.get());
+    rte_tel_data_add_dict_u64(d, "published", cc.dht_published.get());
+    rte_tel_data_add_dict_u64(d, "watches", cp->watches());
+    if (auto* dir = cp->directory()) {
+        auto c = dir->counters();
+        rte_tel_data_add_dict_u64(d, "known_nodes", dir->known_nodes());
+        rte_tel_data_add_dict_u64(d, "records_accepted", c.accepted);
+        rte_tel_data_add_dict_u64(d, "rejected_malformed", c.rejected_malformed);
+        rte_tel_data_add_dict_u64(d, "rejected_unsigned", c.rejected_unsigned);
+        rte_tel_data_add_dict_u64(d, "rejected_forged", c.rejected_forged());
+        rte_tel_data_add_dict_u64(d, "rejected_expired", c.rejected_expired);
+        rte_tel_data_add_dict_u64(d, "rejected_wrong_key", c.rejected_wrong_key);
+        rte_tel_data_add_dict_u64(d, "rejected_stale", c.rejected_stale);
+        rte_tel_data_add_dict_u64(d, "store_edit_refused", c.store_edit_refused);
+        rte_tel_data_add_dict_u64(d, "publish_failed", c.publish_failed);
+        rte_tel_data_add_dict_u64(d, "refreshed", c.refreshed);
+    }
+    return 0;
+}
+
+// /lm/resolve,TENANT,EID: asks the LM directory (blocks this telemetry client up to 3 s).
+int cmd_resolve(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp || !params) return -1;
+    std::string p(params);
+    auto comma = p.find(',');
+    if (comma == std::string::npos) return -1;
+    char* end;
+    unsigned long tenant = std::strtoul(p.c_str(), &end, 10);
+    auto eid = IpAddr::parse(std::string_view(p).substr(comma + 1));
+    if (end != p.c_str() + comma || tenant > kMaxTenant || !eid) return -1;
+    std::string answer = cp->resolve_for_operator(TenantId(tenant), *eid, std::chrono::milliseconds(3000));
+    rte_tel_data_string(d, answer.substr(0, RTE_TEL_MAX_SINGLE_STRING_LEN - 1).c_str());
+    return 0;
+}
+
+int cmd_attached(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    unsigned long page = 0;
+    if (params && *params && !parse_index(params, page)) return -1;
+    auto lines = cp->attached_lines();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "total", lines.size());
+    rte_tel_data_add_dict_u64(d, "page", page);
+    rte_tel_data_add_dict_u64(d, "pages", (lines.size() + kTelemetryPageSize - 1) / kTelemetryPageSize);
+    rte_tel_data* arr = rte_tel_data_alloc();
+    if (!arr) return -1;
+    rte_tel_data_start_array(arr, RTE_TEL_STRING_VAL);
+    for (size_t i = page * kTelemetryPageSize; i < lines.size() && i < (page + 1) * kTelemetryPageSize; ++i)
+        rte_tel_data_add_array_string(arr, lines[i].substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+    rte_tel_data_add_dict_container(d, "entries", arr, 0);
+    return 0;
+}
+
 }  // namespace
 
-void telemetry_register(const ControlPlane* cp) {
+void telemetry_register(ControlPlane* cp) {
     g_cp.store(cp);
     static bool registered = false;  // commands cannot be unregistered in DPDK 22.11
     if (registered) return;
@@ -164,6 +234,9 @@ void telemetry_register(const ControlPlane* cp) {
     rte_telemetry_register_cmd("/lm/port", cmd_port, "Port counters. Parameter: port index (none: list ports)");
     rte_telemetry_register_cmd("/lm/mappings", cmd_mappings, "EID mappings pushed to workers, 64 per page. Parameter: page");
     rte_telemetry_register_cmd("/lm/nexthop", cmd_nexthop, "Core next hop resolution state. No parameters");
+    rte_telemetry_register_cmd("/lm/resolve", cmd_resolve, "Resolve an EID in the LM directory. Parameters: tenant,address");
+    rte_telemetry_register_cmd("/lm/attached", cmd_attached, "MOs attached here and their published epochs, 64 per page. Parameter: page");
+    rte_telemetry_register_cmd("/lm/dht", cmd_dht, "LM directory: lookups, answers, watches, rejected records. No parameters");
 }
 
 void telemetry_unregister() { g_cp.store(nullptr); }

@@ -9,7 +9,7 @@ namespace lm {
 
 inline constexpr unsigned kTelemetryPageSize = 64;  // keeps replies well under the 16 KiB limit
 
-void telemetry_register(const ControlPlane* cp);
+void telemetry_register(ControlPlane* cp);
 void telemetry_unregister();  // callbacks answer "not running" afterwards
 
 }  // namespace lm

@@ -981,6 +981,31 @@ class Testbed:
         return self._relay_stats or {}
 
     # -- primitives for tests --------------------------------------------------------------
+    def add_mgmt_node(self, key: str, index: int) -> tuple[str, str]:
+        """A namespace `key` with one kernel interface mgmt0 on the management bridge (after up()):
+        198.51.100.(192+index)/26 and 2001:db8:ff::<index>/64, e.g. for an extra DHT node (a rogue
+        publisher). index must not be a site's index (sites use 1..N). Its frames toward a
+        site cross that site's relay (delay/loss) like the other management traffic. Removed by
+        down() with the other namespaces. Returns (v4, v6)."""
+        if not self.mgmt:
+            raise TestbedError("add_mgmt_node needs the management network (mgmt=True)")
+        if index < 1 or index > 62 or any(s.index == index for s in self.sites):
+            raise TestbedError(f"add_mgmt_node: index {index} is taken or out of 1..62")
+        v4, v6 = f"198.51.100.{192 + index}", f"2001:db8:ff::{index:x}"
+        self._add_ns(key)
+        peer = f"mx{index}"
+        self._veth(key, "mgmt0", "wan", peer, 1500, mac_a=f"02:00:00:ff:{index:02x}:01")
+        self.sysctl(key, "net.ipv6.conf.mgmt0.accept_dad=0")
+        self._no_offload(key, "mgmt0")
+        self._no_offload("wan", peer)
+        self._no_ipv6("wan", peer)
+        self.ip(key, "link", "set", "mgmt0", "up")
+        self.ip(key, "addr", "add", f"{v4}/26", "dev", "mgmt0")
+        self.ip(key, "addr", "add", f"{v6}/64", "dev", "mgmt0", "nodad")
+        self.ip("wan", "link", "set", peer, "master", "brm")
+        self.ip("wan", "link", "set", peer, "up")
+        return v4, v6
+
     def capture(self, key: str, iface: str, bpf: str = "", snaplen: int = 256) -> Capture:
         return Capture(self, key, iface, bpf, snaplen)
 

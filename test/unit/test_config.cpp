@@ -386,7 +386,7 @@ TEST_CASE("config: document-level errors", "[config]") {
         {"top level is a scalar", "hello\n", "t.yaml:1: ", "must be a map of sections, got 'hello'"},
         {"two documents", std::string(kMinimal) + "---\nrouter: {}\n", "t.yaml:12: ", "more than one YAML document"},
         {"unknown section", edit("cache:", "cashe:"), "t.yaml:37: cashe: ", "unknown key (did you mean 'cache'?)"},
-        {"unrelated section", std::string(kBase) + "dht: {}\n", "t.yaml:49: dht: ", "unknown key (expected one of"},
+        {"unrelated section", std::string(kBase) + "bgp: {}\n", "t.yaml:49: bgp: ", "unknown key (expected one of"},
         {"missing ports", edit(kMinimalPorts, "", kMinimal),
          "t.yaml:1: ports: ", "required key is missing"},
         {"missing locators", "gateway: {ipv4: 192.0.2.1, mac: 02:00:5e:00:00:01}\n", "t.yaml:1: locators: ",
@@ -609,4 +609,63 @@ TEST_CASE("config: multi-line block errors report the right line", "[config]") {
     y = std::string(kBase) + "  - tenant: 1\n    mo_id: 8\n    eids: [192.0.2.31]\n    port: access0\n";
     msg = error_of(y);
     CHECK(msg == "t.yaml:49: static_attachments[1].mac: required key is missing");
+}
+
+TEST_CASE("config: dht section", "[config][dht]") {
+    const std::string dht = std::string(kMinimal) + R"(dht:
+  port: 4333
+  bind4: 203.0.113.1
+  bootstrap: ["203.0.113.2:4333", "[2001:db8:ff::2]:4333"]
+  ca_cert: pki/ca.crt
+  identity_key: /etc/lm/ar1.key
+  identity_cert: pki/ar1.crt
+  max_peer_req_per_sec: -1
+  negative_ttl_ms: 500
+)";
+    Config c = lm::load_config_string(dht, "t.yaml");
+    REQUIRE(c.dht);
+    CHECK(c.dht->port == 4333);
+    CHECK(c.dht->bind4 == lm::IpAddr::parse("203.0.113.1"));
+    CHECK(c.dht->bootstrap == std::vector<std::string>{"203.0.113.2:4333", "[2001:db8:ff::2]:4333"});
+    CHECK(c.dht->max_peer_req_per_sec == -1);
+    CHECK(c.dht->negative_ttl_ms == 500);
+    CHECK(c.dht->max_watches == 4096);
+    CHECK_FALSE(lm::load_config_string(kMinimal).dht);
+
+    // Paths are relative to the config file.
+    char tmpl[] = "/tmp/lmcfgXXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const std::string path = std::string(tmpl) + "/ar1.yaml";
+    {
+        std::ofstream f(path);
+        f << dht;
+    }
+    Config fc = lm::load_config_file(path);
+    CHECK(fc.dht->ca_cert == std::string(tmpl) + "/pki/ca.crt");
+    CHECK(fc.dht->identity_key == "/etc/lm/ar1.key");
+    CHECK(fc.dht->identity_cert == std::string(tmpl) + "/pki/ar1.crt");
+    std::remove(path.c_str());
+    rmdir(tmpl);
+
+    auto err = [&](const std::string& from, const std::string& to) {
+        std::string s = dht;
+        auto p = s.find(from);
+        REQUIRE(p != std::string::npos);
+        s.replace(p, from.size(), to);
+        try {
+            lm::load_config_string(s, "t.yaml");
+        } catch (const lm::ConfigError& e) {
+            return std::string(e.what());
+        }
+        FAIL("no error for " << to);
+        return std::string();
+    };
+    CHECK_THAT(err("  ca_cert: pki/ca.crt\n", ""), Catch::Contains("t.yaml:11: dht.ca_cert: required key is missing"));
+    CHECK_THAT(err("203.0.113.2:4333", "203.0.113.2"), Catch::Contains("t.yaml:14: dht.bootstrap[0]: expected ADDRESS:PORT"));
+    CHECK_THAT(err("203.0.113.2:4333", "example.org:4333"), Catch::Contains("dht.bootstrap[0]: expected ADDRESS:PORT"));
+    CHECK_THAT(err("203.0.113.2:4333", "203.0.113.2:70000"), Catch::Contains("dht.bootstrap[0]"));
+    CHECK_THAT(err("port: 4333", "port: 0"), Catch::Contains("t.yaml:12: dht.port: expected an integer in 1..65535"));
+    CHECK_THAT(err("bind4: 203.0.113.1", "bind4: 2001:db8::1"), Catch::Contains("dht.bind4: expected an IPv4 address"));
+    CHECK_THAT(err("max_peer_req_per_sec: -1", "max_peer_req_per_sec: -2"), Catch::Contains("dht.max_peer_req_per_sec"));
+    CHECK_THAT(err("negative_ttl_ms: 500", "negative_tll_ms: 500"), Catch::Contains("dht.negative_tll_ms: unknown key"));
 }
