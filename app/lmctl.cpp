@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/types.hpp"
 #include "dht/pki.hpp"
 
 namespace po = boost::program_options;
@@ -40,7 +41,7 @@ constexpr const char* kUsage =
     "       lmctl pki init  --dir DIR [--name NAME] [--days N] [--force]\n"
     "       lmctl pki issue --dir DIR --name AR_NAME [--days N] [--force]\n"
     "router commands: info | stats [--worker N] | drops [--worker N] [--all] | ports |\n"
-    "                 mappings [--page N] | nexthop | dht | raw CMD\n"
+    "                 mappings [--page N] | nexthop | dht | attached | resolve [--tenant T] EID | raw CMD\n"
     "try 'lmctl --help' for details\n";
 
 // Errors with an exit status: Usage -> 2, Failure -> 1.
@@ -669,6 +670,34 @@ int cmd_router(const Args& a, Telemetry& t) {
         if (!rows.empty()) print_table({"tenant", "eid", "mo_id", "where"}, rows);
         return 0;
     }
+    if (cmd == "resolve") {
+        allow_only(a, cmd, {"tenant"});
+        if (a.words.size() < 2) throw Usage("'resolve' needs an EID, e.g. lmctl resolve --tenant 1 192.0.2.20");
+        expect_words(a, 2, cmd);
+        const unsigned long tenant = a.has("tenant") ? parse_number("--tenant", a.s("tenant"), lm::kMaxTenant) : 0;
+        if (!lm::IpAddr::parse(a.words[1]))
+            throw Usage(fmt::format("resolve: '{}' is not an IPv4 or IPv6 address", a.words[1]));
+        std::string raw;
+        Json v = must(t, fmt::format("/lm/resolve,{},{}", tenant, a.words[1]), &raw);
+        if (a.json) fmt::print("{}\n", raw);
+        else fmt::print("{}\n", v.str());
+        return 0;
+    }
+    if (cmd == "attached") {
+        allow_only(a, cmd, {});
+        expect_words(a, 1, cmd);
+        std::string raw;
+        Json v = must(t, "/lm/attached", &raw);
+        if (a.json) {
+            fmt::print("{}\n", raw);
+            return 0;
+        }
+        auto* e = v.get("entries");
+        if (!e || e->items.empty()) fmt::print("no MO attached\n");
+        else
+            for (auto& s : e->items) fmt::print("{}\n", s.str());
+        return 0;
+    }
     throw Usage(fmt::format("unknown command '{}'", cmd));
 }
 
@@ -707,6 +736,7 @@ int main(int argc, char** argv) {
         ("worker", po::value<std::string>()->value_name("N"), "stats/drops: one worker")
         ("all", "drops: also reasons with a zero count")
         ("page", po::value<std::string>()->value_name("N"), "mappings: one page")
+        ("tenant", po::value<std::string>()->value_name("T"), "resolve: tenant of the EID (default 0)")
         ("dir", po::value<std::string>()->value_name("DIR"), "pki: directory of the CA and identities")
         ("name", po::value<std::string>()->value_name("NAME"), "pki init: CA name; pki issue: AR name (certificate CN)")
         ("days", po::value<std::string>()->value_name("N"), "pki: validity in days")
@@ -746,7 +776,8 @@ int main(int argc, char** argv) {
                                                                                "-f/--socket/--json do not apply");
             return cmd_pki(a);
         }
-        static const char* kRouterCmds[] = {"info", "stats", "drops", "ports", "mappings", "nexthop", "dht", "raw"};
+        static const char* kRouterCmds[] = {"info", "stats",   "drops",    "ports", "mappings",
+                                            "nexthop", "dht", "attached", "resolve", "raw"};
         bool known = false;
         for (const char* c : kRouterCmds) known = known || a.words[0] == c;
         if (!known) throw Usage(fmt::format("unknown command '{}'", a.words[0]));

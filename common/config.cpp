@@ -468,7 +468,7 @@ Config Loader::load(const YAML::Node& root) {
     // ---- dht --------------------------------------------------------------------------------
     if (auto v = top.get("dht"); v && !v->node.IsNull()) {
         MapReader m(*this, *v, {"port", "bind4", "bind6", "bootstrap", "ca_cert", "identity_key", "identity_cert",
-                                "max_peer_req_per_sec", "negative_ttl_ms", "max_watches"});
+                                "max_peer_req_per_sec", "negative_ttl_ms", "max_watches", "cache_ttl_s"});
         DhtSettings d;
         if (auto x = m.get("port")) d.port = uint16_t(uint(*x, 1, 65535));
         if (auto x = m.get("bind4")) d.bind4 = unicast_ip(*x, Family::V4);
@@ -496,6 +496,7 @@ Config Loader::load(const YAML::Node& root) {
         }
         if (auto x = m.get("negative_ttl_ms")) d.negative_ttl_ms = uint32_t(uint(*x, 0, 600000));
         if (auto x = m.get("max_watches")) d.max_watches = uint32_t(uint(*x, 0, 1000000));
+        if (auto x = m.get("cache_ttl_s")) d.cache_ttl_s = uint32_t(uint(*x, 10, 86400));
         c.dht = d;
     }
 

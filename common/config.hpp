@@ -65,6 +65,7 @@ struct DhtSettings {
     long max_peer_req_per_sec = 0;         // OpenDHT per-peer limit: 0 = its default, -1 = none
     uint32_t negative_ttl_ms = 2000;       // an EID nobody publishes is not asked again for this long
     uint32_t max_watches = 4096;           // EIDs watched for new locators (push updates)
+    uint32_t cache_ttl_s = 300;            // a learned mapping is re-resolved after this long
 };
 
 struct Config {

@@ -302,6 +302,36 @@ bool ControlPlane::learn_next_hop(Family f, const MacAddr& mac) {
 
 // ---- LM directory --------------------------------------------------------------------------
 
+void ControlPlane::forget(const EidKey& k) {
+    learned_.erase(k);
+    erase_mapping(k);
+    uint64_t id = 0;
+    {
+        std::lock_guard g(mu_);
+        if (auto w = watches_.find(k); w != watches_.end()) {
+            id = w->second;
+            watch_keys_.erase(id);
+            watches_.erase(w);
+        }
+    }
+    if (id) dir_->unwatch(id);
+}
+
+// Mappings learned from the directory expire after dht.cache_ttl_s: they are asked again, and
+// leave the caches (and lose their watch) when the answer is that nobody publishes them.
+void ControlPlane::refresh_learned() {
+    const uint64_t now = rte_get_tsc_cycles();
+    if (now < next_refresh_scan_) return;
+    next_refresh_scan_ = now + rte_get_tsc_hz();  // once a second is plenty
+    for (auto& [k, due] : learned_) {
+        if (now < due) continue;
+        due = now + rte_get_tsc_hz() * 60;  // not again before the answer (or a minute)
+        const uint64_t cookie = next_cookie_++;
+        refresh_cookies_[cookie] = k;
+        dir_->resolve(k.tenant(), k.ip(), cookie);
+    }
+}
+
 size_t ControlPlane::watches() const {
     std::lock_guard g(mu_);
     return watches_.size();
@@ -355,7 +385,7 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
     }
     if (have && (cur.flags & MappingValue::kLocal)) return;  // attached here: ours is the truth
     if (e.answer == dir::Answer::Withdrawn || r.withdrawn) {
-        if (have && r.epoch > cur.epoch) erase_mapping(k);
+        if (have && r.epoch > cur.epoch) forget(k);
         return;
     }
     // Outer family: IPv4 when both ends have it (20 bytes less overhead), else IPv6.
@@ -375,6 +405,7 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
     v.epoch = r.epoch;
     v.locator = *loc;
     upsert_mapping(k, v);
+    learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
     bool watch = false;
     {
         std::lock_guard g(mu_);
@@ -422,7 +453,7 @@ std::vector<std::string> ControlPlane::attached_lines() const {
         auto it = published_epochs_.find(a.mo_id);
         out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}", a.tenant, a.mo_id, a.mac.str(), a.port, eids,
                                   it == published_epochs_.end() ? std::string("not published")
-                                                                : fmt::format("published epoch {}", it->second)));
+                                                                : fmt::format("published epoch {:#x}", it->second)));
     }
     return out;
 }
@@ -445,6 +476,17 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         return;
     }
     if (e.type == T::Resolved) {
+        if (auto r = refresh_cookies_.find(e.cookie); r != refresh_cookies_.end()) {
+            const EidKey k = r->second;
+            refresh_cookies_.erase(r);
+            if (e.answer == dir::Answer::Found) {
+                accept_record(k, e);  // same or newer record: the TTL starts again
+                learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
+            } else if (e.ok) {
+                forget(k);  // nobody publishes it any more
+            }
+            return;
+        }
         auto c = cookies_.find(e.cookie);
         if (c == cookies_.end()) return;
         const EidKey k = c->second;
@@ -488,6 +530,7 @@ void ControlPlane::poll() {
     retry_backlog();
     if (dir_) {
         serve_operator_queries();
+        refresh_learned();
         dir_->poll([this](dir::Event&& e) { on_dir_event(std::move(e)); }, 256);
     }
     handle_misses();

@@ -129,6 +129,11 @@ private:
     std::map<EidKey, uint64_t, KeyLess> negative_;  // EID -> TSC until which "no mapping" holds
     std::map<EidKey, uint64_t, KeyLess> watches_;   // EID -> watch id
     std::map<uint64_t, EidKey> watch_keys_;
+    std::map<EidKey, uint64_t, KeyLess> learned_;   // DHT-learned EID -> TSC of its refresh
+    std::map<uint64_t, EidKey> refresh_cookies_;
+    uint64_t next_refresh_scan_ = 0;
+    void refresh_learned();
+    void forget(const EidKey& k);
     uint64_t next_cookie_ = 1;
 
     // Operator lookups: queued by other threads, asked and answered by the control lcore.
