@@ -41,7 +41,9 @@ constexpr const char* kUsage =
     "       lmctl pki init  --dir DIR [--name NAME] [--days N] [--force]\n"
     "       lmctl pki issue --dir DIR --name AR_NAME [--days N] [--force]\n"
     "router commands: info | stats [--worker N] | drops [--worker N] [--all] | ports |\n"
-    "                 mappings [--page N] | nexthop | dht | attached | resolve [--tenant T] EID | raw CMD\n"
+    "                 mappings [--page N] | nexthop | dht | attached | resolve [--tenant T] EID |\n"
+    "                 attach --tenant T --mo ID --mac MAC --port PORT EID... | detach --tenant T --mo ID [--withdraw] |\n"
+    "                 raw CMD\n"
     "try 'lmctl --help' for details\n";
 
 // Errors with an exit status: Usage -> 2, Failure -> 1.
@@ -683,6 +685,33 @@ int cmd_router(const Args& a, Telemetry& t) {
         else fmt::print("{}\n", v.str());
         return 0;
     }
+    if (cmd == "attach" || cmd == "detach") {
+        const bool att = cmd == "attach";
+        allow_only(a, cmd, att ? std::initializer_list<const char*>{"tenant", "mo", "mac", "port"}
+                               : std::initializer_list<const char*>{"tenant", "mo", "withdraw"});
+        static const std::vector<const char*> kAttachNeeds{"tenant", "mo", "mac", "port"}, kDetachNeeds{"tenant", "mo"};
+        for (const char* k : att ? kAttachNeeds : kDetachNeeds)
+            if (!a.has(k)) throw Usage(fmt::format("'{}' needs --{}", cmd, k));
+        const unsigned long tenant = parse_number("--tenant", a.s("tenant"), lm::kMaxTenant);
+        std::string c;
+        if (att) {
+            if (a.words.size() < 2) throw Usage("'attach' needs at least one EID");
+            if (!lm::MacAddr::parse(a.s("mac"))) throw Usage(fmt::format("--mac: '{}' is not a MAC address", a.s("mac")));
+            c = fmt::format("/lm/attach,{},{},{},{}", tenant, a.s("mo"), a.s("mac"), a.s("port"));
+            for (size_t i = 1; i < a.words.size(); ++i) {
+                if (!lm::IpAddr::parse(a.words[i])) throw Usage(fmt::format("attach: '{}' is not an IP address", a.words[i]));
+                c += "," + a.words[i];
+            }
+        } else {
+            expect_words(a, 1, cmd);
+            c = fmt::format("/lm/detach,{},{}{}", tenant, a.s("mo"), a.has("withdraw") ? ",withdraw" : "");
+        }
+        std::string raw;
+        Json v = must(t, c, &raw);
+        if (a.json) fmt::print("{}\n", raw);
+        else fmt::print("{}\n", v.str());
+        return v.str() == "ok" ? 0 : 1;
+    }
     if (cmd == "attached") {
         allow_only(a, cmd, {});
         expect_words(a, 1, cmd);
@@ -736,7 +765,11 @@ int main(int argc, char** argv) {
         ("worker", po::value<std::string>()->value_name("N"), "stats/drops: one worker")
         ("all", "drops: also reasons with a zero count")
         ("page", po::value<std::string>()->value_name("N"), "mappings: one page")
-        ("tenant", po::value<std::string>()->value_name("T"), "resolve: tenant of the EID (default 0)")
+        ("tenant", po::value<std::string>()->value_name("T"), "resolve/attach/detach: tenant")
+        ("mo", po::value<std::string>()->value_name("ID"), "attach/detach: MO id (decimal or 0x hex)")
+        ("mac", po::value<std::string>()->value_name("MAC"), "attach: the MO's MAC")
+        ("port", po::value<std::string>()->value_name("PORT"), "attach: access port name")
+        ("withdraw", "detach: publish a tombstone (the MO is gone), not just stop refreshing (it moved)")
         ("dir", po::value<std::string>()->value_name("DIR"), "pki: directory of the CA and identities")
         ("name", po::value<std::string>()->value_name("NAME"), "pki init: CA name; pki issue: AR name (certificate CN)")
         ("days", po::value<std::string>()->value_name("N"), "pki: validity in days")
@@ -777,7 +810,7 @@ int main(int argc, char** argv) {
             return cmd_pki(a);
         }
         static const char* kRouterCmds[] = {"info", "stats",   "drops",    "ports", "mappings",
-                                            "nexthop", "dht", "attached", "resolve", "raw"};
+                                            "nexthop", "dht", "attached", "resolve", "attach", "detach", "raw"};
         bool known = false;
         for (const char* c : kRouterCmds) known = known || a.words[0] == c;
         if (!known) throw Usage(fmt::format("unknown command '{}'", a.words[0]));

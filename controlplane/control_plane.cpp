@@ -129,21 +129,8 @@ void ControlPlane::set_next_hop(Family f, const MacAddr& mac) {
 }
 
 void ControlPlane::start() {
-    for (auto& a : cfg_.static_attachments) {
-        uint8_t pi = 0;
-        for (size_t i = 0; i < cfg_.ports.size(); ++i)
-            if (cfg_.ports[i].name == a.port) pi = uint8_t(i);
-        upsert_attachment(a.tenant, a.mo_id, pi, a.mac);
-        for (auto& eid : a.eids) {
-            MappingValue v;
-            v.mo_id = a.mo_id;
-            v.flags = MappingValue::kLocal;
-            v.port_index = pi;
-            v.mac = a.mac;
-            v.locator = eid.is_v4() ? cfg_.locator_v4.value_or(IpAddr{}) : cfg_.locator_v6.value_or(IpAddr{});
-            upsert_mapping(EidKey::make(a.tenant, eid), v);
-        }
-    }
+    for (auto& a : cfg_.static_attachments)
+        if (auto err = attach(a); !err.empty()) log::error("control: static attachment of MO {:#x}: {}", a.mo_id, err);
     for (auto& m : cfg_.static_mappings) {
         MappingValue v;
         v.mo_id = m.mo_id;
@@ -155,7 +142,7 @@ void ControlPlane::start() {
         if (nh_[f].st.configured && nh_[f].st.static_mac) set_next_hop(f ? Family::V6 : Family::V4, nh_[f].st.mac);
     log::info("control: pushed {} mappings, {} attachments to {} workers", mappings_.size(), cfg_.static_attachments.size(),
               workers_.size());
-    publish_attachments();
+    if (dir_ && !dir_->can_publish()) log::warn("control: the directory has no identity: attached MOs are not published");
 }
 
 void ControlPlane::handle_misses() {
@@ -337,40 +324,131 @@ size_t ControlPlane::watches() const {
     return watches_.size();
 }
 
-void ControlPlane::publish_attachments() {
-    if (!dir_ || !dir_->can_publish()) {
-        if (dir_) log::warn("control: the directory has no identity: attached MOs are not published");
-        return;
+void ControlPlane::publish(Attached& at) {
+    if (!dir_ || !dir_->can_publish()) return;
+    dir::Record r;
+    r.mo = at.a.mo_id;
+    r.tenant = at.a.tenant;
+    r.eids = at.a.eids;
+    r.mac = at.a.mac;
+    r.loc4 = cfg_.locator_v4;
+    r.loc6 = cfg_.locator_v6;
+    const Epoch e = dir_->publish(r);
+    ctr_.dht_published.add();
+    {
+        std::lock_guard g(mu_);
+        at.epoch = e;
     }
-    for (auto& a : cfg_.static_attachments) {
-        dir::Record r;
-        r.mo = a.mo_id;
-        r.tenant = a.tenant;
-        r.eids = a.eids;
-        r.mac = a.mac;
-        r.loc4 = cfg_.locator_v4;
-        r.loc6 = cfg_.locator_v6;
-        const Epoch e = dir_->publish(r);
-        ctr_.dht_published.add();
-        {
-            std::lock_guard g(mu_);
-            published_epochs_[a.mo_id] = e;
-        }
-        // The local entries carry the epoch we published (for stale-sender detection).
-        for (auto& eid : a.eids) {
-            const EidKey k = EidKey::make(a.tenant, eid);
-            MappingValue v;
-            {
-                std::lock_guard g(mu_);
-                auto it = mappings_.find(k);
-                if (it == mappings_.end()) continue;
-                v = it->second;
-            }
-            v.epoch = e;
-            upsert_mapping(k, v);
-        }
-        log::info("control: published MO {:#x} (tenant {}, {} EIDs) with epoch {}", a.mo_id, a.tenant, a.eids.size(), e);
+    // The local entries carry the epoch we published (for stale-sender detection).
+    for (auto& eid : at.a.eids) {
+        MappingValue v = local_value(at.a, at.port_index);
+        v.epoch = e;
+        upsert_mapping(EidKey::make(at.a.tenant, eid), v);
     }
+    log::info("control: published MO {:#x} (tenant {}, {} EIDs) with epoch {:#x}", at.a.mo_id, at.a.tenant,
+              at.a.eids.size(), e);
+}
+
+MappingValue ControlPlane::local_value(const StaticAttachment& a, uint8_t port_index) const {
+    MappingValue v;
+    v.mo_id = a.mo_id;
+    v.flags = MappingValue::kLocal;
+    v.port_index = port_index;
+    v.mac = a.mac;
+    return v;
+}
+
+std::string ControlPlane::attach(const StaticAttachment& a) {
+    const PortConfig* pc = cfg_.find_port(a.port);
+    if (!pc) return fmt::format("attach: no port named '{}'", a.port);
+    if (pc->role != PortRole::Access) return fmt::format("attach: port '{}' is not an access port", a.port);
+    if (pc->tenant != a.tenant)
+        return fmt::format("attach: port '{}' carries tenant {}, not {}", a.port, pc->tenant, a.tenant);
+    if (a.eids.empty()) return "attach: no EID given";
+    if (a.mac.is_zero() || a.mac.is_multicast()) return fmt::format("attach: {} is not a unicast MAC", a.mac.str());
+    const auto id = std::make_pair(a.tenant, a.mo_id);
+    {
+        std::lock_guard g(mu_);
+        for (auto& [k, other] : attached_) {
+            if (k == id) continue;
+            for (auto& e : a.eids)
+                for (auto& oe : other.a.eids)
+                    if (k.first == a.tenant && e == oe)
+                        return fmt::format("attach: EID {} belongs to attached MO {:#x}", e.str(), k.second);
+        }
+    }
+    uint8_t pi = 0;
+    for (size_t i = 0; i < cfg_.ports.size(); ++i)
+        if (cfg_.ports[i].name == a.port) pi = uint8_t(i);
+    Attached* at;
+    std::vector<EidKey> gone;  // re-attach: EIDs no longer listed leave
+    {
+        std::lock_guard g(mu_);
+        if (auto old = attached_.find(id); old != attached_.end())
+            for (auto& e : old->second.a.eids)
+                if (std::find(a.eids.begin(), a.eids.end(), e) == a.eids.end()) gone.push_back(EidKey::make(a.tenant, e));
+        at = &attached_[id];  // std::map: the node stays put while other entries come and go
+        at->a = a;
+        at->port_index = pi;
+    }
+    for (auto& k : gone) erase_mapping(k);
+    upsert_attachment(a.tenant, a.mo_id, pi, a.mac);
+    for (auto& eid : a.eids) {
+        const EidKey k = EidKey::make(a.tenant, eid);
+        learned_.erase(k);  // attached here now: no longer a remote mapping to refresh
+        upsert_mapping(k, local_value(a, pi));
+    }
+    publish(*at);
+    log::info("control: MO {:#x} attached on {} (tenant {}, mac {})", a.mo_id, a.port, a.tenant, a.mac.str());
+    return "";
+}
+
+std::string ControlPlane::detach(TenantId t, MoId mo, bool withdraw) {
+    Attached at;
+    {
+        std::lock_guard g(mu_);
+        auto it = attached_.find(std::make_pair(t, mo));
+        if (it == attached_.end()) return fmt::format("detach: MO {:#x} of tenant {} is not attached here", mo, t);
+        at = it->second;
+        attached_.erase(it);
+    }
+    for (auto& eid : at.a.eids) erase_mapping(EidKey::make(t, eid));
+    UpdateMsg u{};
+    u.op = UpdateOp::DeleteAttachment;
+    u.tenant = t;
+    u.mo_id = mo;
+    push(u);
+    if (dir_) {
+        // Moved away: stop refreshing (the new AR's newer record wins). Gone: signed tombstone.
+        if (withdraw) dir_->withdraw(t, mo);
+        else dir_->release(t, mo);
+    }
+    log::info("control: MO {:#x} (tenant {}) detached{}", mo, t, withdraw ? ", record withdrawn" : "");
+    return "";
+}
+
+std::string ControlPlane::run_on_control(std::function<std::string()> job, std::chrono::milliseconds timeout) {
+    auto q = std::make_shared<Job>();
+    q->fn = std::move(job);
+    std::unique_lock lk(query_mu_);
+    jobs_.push_back(q);
+    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done; })) return "error: the control lcore did not answer in time";
+    return q->result;
+}
+
+void ControlPlane::serve_jobs() {
+    std::deque<std::shared_ptr<Job>> jobs;
+    {
+        std::lock_guard g(query_mu_);
+        jobs.swap(jobs_);
+    }
+    for (auto& j : jobs) {
+        std::string r = j->fn();
+        std::lock_guard g(query_mu_);
+        j->result = std::move(r);
+        j->done = true;
+    }
+    if (!jobs.empty()) query_cv_.notify_all();
 }
 
 // A record for EID k (a resolve answer or a watch update): install it if it is newer and
@@ -447,13 +525,12 @@ std::string ControlPlane::resolve_for_operator(TenantId t, const IpAddr& eid, st
 std::vector<std::string> ControlPlane::attached_lines() const {
     std::lock_guard g(mu_);
     std::vector<std::string> out;
-    for (auto& a : cfg_.static_attachments) {
+    for (auto& [id, at] : attached_) {
         std::string eids;
-        for (auto& e : a.eids) eids += (eids.empty() ? "" : ",") + e.str();
-        auto it = published_epochs_.find(a.mo_id);
-        out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}", a.tenant, a.mo_id, a.mac.str(), a.port, eids,
-                                  it == published_epochs_.end() ? std::string("not published")
-                                                                : fmt::format("published epoch {:#x}", it->second)));
+        for (auto& e : at.a.eids) eids += (eids.empty() ? "" : ",") + e.str();
+        out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}", at.a.tenant, at.a.mo_id, at.a.mac.str(),
+                                  at.a.port, eids,
+                                  at.epoch ? fmt::format("published epoch {:#x}", at.epoch) : std::string("not published")));
     }
     return out;
 }
@@ -527,6 +604,7 @@ NeighborState ControlPlane::neighbor(Family f) const {
 }
 
 void ControlPlane::poll() {
+    serve_jobs();
     retry_backlog();
     if (dir_) {
         serve_operator_queries();

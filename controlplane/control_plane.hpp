@@ -14,6 +14,7 @@
 #include <cstring>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -85,6 +86,13 @@ public:
     // Published records of the MOs attached here, one line each.
     std::vector<std::string> attached_lines() const;
 
+    // Attach / detach an MO (lmctl, orchestrator hooks). Control lcore only: other threads go
+    // through run_on_control(). Return "" or the reason for refusing.
+    std::string attach(const StaticAttachment& a);
+    std::string detach(TenantId t, MoId mo, bool withdraw);
+    // Runs job on the control lcore at its next poll and returns its result (other threads).
+    std::string run_on_control(std::function<std::string()> job, std::chrono::milliseconds timeout);
+
 private:
     void push(const UpdateMsg& u);
     void retry_backlog();
@@ -98,7 +106,14 @@ private:
     void answer_no_mapping(const EidKey& k, uint64_t worker_mask);
     void on_dir_event(dir::Event&& e);
     void accept_record(const EidKey& k, const dir::Event& e);
-    void publish_attachments();
+    struct Attached {
+        StaticAttachment a;
+        uint8_t port_index = 0;
+        Epoch epoch = 0;  // of the record published for it (0: not published)
+    };
+    void publish(Attached& at);
+    MappingValue local_value(const StaticAttachment& a, uint8_t port_index) const;
+    void serve_jobs();
     bool learn_next_hop(Family f, const MacAddr& mac);  // true if it changed
 
     const Config& cfg_;
@@ -148,7 +163,13 @@ private:
     std::deque<std::shared_ptr<OperatorQuery>> query_queue_;
     std::map<uint64_t, std::shared_ptr<OperatorQuery>> query_cookies_;
     void serve_operator_queries();
-    std::map<MoId, Epoch> published_epochs_;  // guarded by mu_
+    std::map<std::pair<TenantId, MoId>, Attached> attached_;  // guarded by mu_ (writes on the control lcore)
+    struct Job {
+        std::function<std::string()> fn;
+        bool done = false;
+        std::string result;
+    };
+    std::deque<std::shared_ptr<Job>> jobs_;  // guarded by query_mu_
 };
 
 }  // namespace lm

@@ -3,6 +3,7 @@
 #include <rte_telemetry.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <fmt/format.h>
 
@@ -202,6 +203,74 @@ int cmd_resolve(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+std::vector<std::string> split_params(const char* params) {
+    std::vector<std::string> out;
+    if (!params) return out;
+    std::string cur;
+    for (const char* p = params; *p; ++p) {
+        if (*p == ',') out.push_back(std::move(cur)), cur.clear();
+        else cur += *p;
+    }
+    out.push_back(cur);
+    return out;
+}
+
+bool parse_u64(const std::string& s, uint64_t max, uint64_t& out) {
+    if (s.empty()) return false;
+    char* end;
+    errno = 0;
+    unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+    if (*end || errno || v > max) return false;
+    out = v;
+    return true;
+}
+
+// /lm/attach,TENANT,MO_ID,MAC,PORT,EID[,EID...]: the MO is here now (orchestrator hook, lmctl).
+int cmd_attach(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    auto f = split_params(params);
+    std::string err;
+    StaticAttachment a;
+    uint64_t t = 0, mo = 0;
+    if (f.size() < 5) err = "usage: /lm/attach,TENANT,MO_ID,MAC,PORT,EID[,EID...]";
+    else if (!parse_u64(f[0], kMaxTenant, t)) err = "bad tenant '" + f[0] + "'";
+    else if (!parse_u64(f[1], UINT64_MAX, mo) || mo == 0) err = "bad MO id '" + f[1] + "'";
+    else if (!MacAddr::parse(f[2])) err = "bad MAC '" + f[2] + "'";
+    if (err.empty()) {
+        a.tenant = TenantId(t);
+        a.mo_id = mo;
+        a.mac = *MacAddr::parse(f[2]);
+        a.port = f[3];
+        for (size_t i = 4; i < f.size() && err.empty(); ++i) {
+            auto e = IpAddr::parse(f[i]);
+            if (!e) err = "bad EID '" + f[i] + "'";
+            else a.eids.push_back(*e);
+        }
+    }
+    if (err.empty()) err = cp->run_on_control([cp, a] { return cp->attach(a); }, std::chrono::milliseconds(3000));
+    rte_tel_data_string(d, err.empty() ? "ok" : ("error: " + err).c_str());
+    return 0;
+}
+
+// /lm/detach,TENANT,MO_ID[,withdraw]: the MO left (moved away, or gone for good with withdraw).
+int cmd_detach(const char*, const char* params, rte_tel_data* d) {
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    auto f = split_params(params);
+    std::string err;
+    uint64_t t = 0, mo = 0;
+    bool withdraw = f.size() == 3 && f[2] == "withdraw";
+    if (f.size() < 2 || f.size() > 3 || (f.size() == 3 && !withdraw)) err = "usage: /lm/detach,TENANT,MO_ID[,withdraw]";
+    else if (!parse_u64(f[0], kMaxTenant, t)) err = "bad tenant '" + f[0] + "'";
+    else if (!parse_u64(f[1], UINT64_MAX, mo) || mo == 0) err = "bad MO id '" + f[1] + "'";
+    if (err.empty())
+        err = cp->run_on_control([cp, t, mo, withdraw] { return cp->detach(TenantId(t), mo, withdraw); },
+                                 std::chrono::milliseconds(3000));
+    rte_tel_data_string(d, err.empty() ? "ok" : ("error: " + err).c_str());
+    return 0;
+}
+
 int cmd_attached(const char*, const char* params, rte_tel_data* d) {
     auto* cp = g_cp.load();
     if (!cp) return -1;
@@ -235,6 +304,8 @@ void telemetry_register(ControlPlane* cp) {
     rte_telemetry_register_cmd("/lm/mappings", cmd_mappings, "EID mappings pushed to workers, 64 per page. Parameter: page");
     rte_telemetry_register_cmd("/lm/nexthop", cmd_nexthop, "Core next hop resolution state. No parameters");
     rte_telemetry_register_cmd("/lm/resolve", cmd_resolve, "Resolve an EID in the LM directory. Parameters: tenant,address");
+    rte_telemetry_register_cmd("/lm/attach", cmd_attach, "Attach an MO here. Parameters: tenant,mo_id,mac,port,eid[,eid...]");
+    rte_telemetry_register_cmd("/lm/detach", cmd_detach, "Detach an MO. Parameters: tenant,mo_id[,withdraw]");
     rte_telemetry_register_cmd("/lm/attached", cmd_attached, "MOs attached here and their published epochs, 64 per page. Parameter: page");
     rte_telemetry_register_cmd("/lm/dht", cmd_dht, "LM directory: lookups, answers, watches, rejected records. No parameters");
 }

@@ -304,6 +304,35 @@ try:
               out + err)
         rc, out, err = lmctl("-f", PREFIX, "raw", "/lm/port,1")
         check("raw /lm/port,1", rc == 0 and '"core0"' in out, out + err)
+        # attach / detach: the MO appears in (and leaves) the control lcore's table.
+        rc, out, err = lmctl("-f", PREFIX, "attach", "--tenant", "1", "--mo", "0x55", "--mac", "02:00:00:00:00:55",
+                             "--port", "access0", "192.0.2.55", "2001:db8:1::55")
+        check("attach: ok", rc == 0 and out.strip() == "ok", out + err)
+        rc, out, err = lmctl("-f", PREFIX, "mappings")
+        check("attach: both EIDs are local mappings", rc == 0 and out.startswith(f"{TOTAL + 2} mapping")
+              and "192.0.2.55" in out and "2001:db8:1::55" in out and "0x55" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attached")
+        check("attached lists the static and the new MO", rc == 0 and "mo 0x7" in out and "mo 0x55" in out
+              and "not published" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attach", "--tenant", "1", "--mo", "0x56", "--mac", "02:00:00:00:00:56",
+                             "--port", "access0", "192.0.2.55")
+        check("attach: an EID of another attached MO is refused", rc == 1 and "belongs to attached MO 0x55" in out,
+              out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attach", "--tenant", "1", "--mo", "0x56", "--mac", "02:00:00:00:00:56",
+                             "--port", "core0", "192.0.2.56")
+        check("attach: a core port is refused", rc == 1 and "not an access port" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attach", "--tenant", "1", "--mo", "0x56", "--port", "access0", "192.0.2.56")
+        check("attach without --mac: usage error", rc == 2 and "--mac" in err, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "detach", "--tenant", "1", "--mo", "0x55")
+        check("detach: ok", rc == 0 and out.strip() == "ok", out + err)
+        rc, out, err = lmctl("-f", PREFIX, "mappings")
+        check("detach: its EIDs are gone", rc == 0 and out.startswith(f"{TOTAL} mapping") and "192.0.2.55" not in out,
+              out + err)
+        rc, out, err = lmctl("-f", PREFIX, "detach", "--tenant", "1", "--mo", "0x55")
+        check("detach twice: refused, exit 1", rc == 1 and "not attached here" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "resolve", "--tenant", "1", "192.0.2.20")
+        check("resolve without a dht section says so", rc == 0 and "no LM directory" in out, out + err)
+
         rc, out, err = lmctl("-f", PREFIX, "raw", "/lm/nosuchcommand")
         check("raw unknown command: null, exit 1", rc == 1 and "null" in out, out + err)
         rc, out, err = lmctl("-f", PREFIX, "raw", "lm/info")
