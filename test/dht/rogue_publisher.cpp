@@ -25,7 +25,10 @@
 //   dht-rogue-publisher --pki-init DIR [--ca-name NAME]   -> DIR/ca.key, DIR/ca.crt
 //   dht-rogue-publisher --pki-issue DIR --name ar1        -> DIR/ar1.key, DIR/ar1.crt (signed by DIR/ca.*)
 //
-// Output: one JSON line per publication on stdout ({"published":...}), and {"done":...} at exit.
+// Output (stdout, one JSON object per line): {"published":...} per record and round; then
+// {"stored":true|false,...} when the puts completed (signed: one per record, from the directory's
+// Published event; raw modes: one per round). "stored" means acknowledged: OpenDHT acknowledges
+// a put even when the storage node's edit policy refused it. {"done":...} at exit.
 // Exit status: 0 after --seconds N; 1 on a usage or runtime error.
 #include <signal.h>
 #include <sys/stat.h>
@@ -240,6 +243,7 @@ int main(int argc, char** argv) {
         // Raw puts report here (from OpenDHT's thread): declared before the node, which joins
         // OpenDHT's thread when it goes.
         std::atomic<unsigned> raw_ok{0}, raw_failed{0};
+        unsigned raw_puts = 0, raw_reported = 0;
         DhtConfig cfg;
         cfg.port = port;
         cfg.bind4 = bind4;
@@ -279,6 +283,7 @@ int main(int argc, char** argv) {
                     auto data = encode_envelope(env);
                     const uint64_t vid = mode == "unsigned" ? signer.value_id() : steal_value_id;
                     for (const auto& k : record_keys(x)) {
+                        ++raw_puts;
                         auto v = std::make_shared<::dht::Value>(kLmValueType, data, vid);
                         node.runner().put(k, v, ::dht::DoneCallbackSimple([&raw_ok, &raw_failed](bool ok) {
                                               (ok ? raw_ok : raw_failed)++;
@@ -301,6 +306,13 @@ int main(int argc, char** argv) {
                 next_round = std::chrono::steady_clock::now() + std::chrono::milliseconds(republish_ms);
             }
             node.wait(std::chrono::milliseconds(20));
+            // Raw puts: one line when every put issued so far has completed. (A storage node that
+            // refuses an edit still acknowledges the put: "stored" only means "acknowledged".)
+            if (raw_puts && raw_reported != raw_puts && raw_ok + raw_failed == raw_puts) {
+                raw_reported = raw_puts;
+                emit("{\"stored\":" + std::string(raw_failed ? "false" : "true") + ",\"raw_puts\":" +
+                     std::to_string(raw_puts) + ",\"acked\":" + std::to_string(raw_ok.load()) + "}");
+            }
             node.poll([&](Event&& ev) {
                 if (ev.type != Event::Type::Published) return;
                 (ev.ok ? acked : nacked)++;

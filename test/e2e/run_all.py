@@ -10,7 +10,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["test_testbed.py", "test_static_forwarding.py", "test_mtu_clamp.py", "test_wan_delay.py"]
+TESTS = ["test_testbed.py", "test_static_forwarding.py", "test_mtu_clamp.py", "test_wan_delay.py",
+         "test_dht_resolution.py"]
 
 
 def main(argv):

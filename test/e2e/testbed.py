@@ -496,7 +496,9 @@ class Capture:
 
     def stop(self) -> list[bytes]:
         if self._frames is None:
-            time.sleep(0.2)   # let the last frames reach the ring
+            # dumpcap reads with a 250 ms timeout (TPACKET_V3 blocks are handed over when full or after
+            # it) and drops a partly filled block on SIGINT: wait longer than that.
+            time.sleep(0.3)
             self.proc.stop(signal.SIGINT)
             self._frames = read_pcap(self.path)
         return self._frames
@@ -505,8 +507,18 @@ class Capture:
     def frames(self) -> list[bytes]:
         return self.stop()
 
+    def frames_ts(self) -> list[tuple[float, bytes]]:
+        """(capture time, frame) pairs; stops the capture if it still runs."""
+        self.stop()
+        return read_pcap_ts(self.path)
+
 
 def read_pcap(path: str) -> list[bytes]:
+    return [fr for _, fr in read_pcap_ts(path)]
+
+
+def read_pcap_ts(path: str) -> list[tuple[float, bytes]]:
+    """Frames of a classic pcap file with their capture time (Unix seconds, float)."""
     out = []
     try:
         with open(path, "rb") as f:
@@ -517,11 +529,12 @@ def read_pcap(path: str) -> list[bytes]:
         return out
     magic = struct.unpack("<I", data[:4])[0]
     endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
     off = 24
     while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
         off += 16
-        out.append(data[off:off + incl])
+        out.append((sec + frac / (1e9 if nano else 1e6), data[off:off + incl]))
         off += incl
     return out
 
