@@ -10,6 +10,7 @@ PKGS=(
   libopendht-dev                        # LM DHT (dht/)
   libpcap-dev python3-scapy tshark      # packet tests
   iproute2 ethtool iperf3 procps        # netns end-to-end tests
+  openssl                               # lmctl test checks issued certificates
 )
 
 missing=()
