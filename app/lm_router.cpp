@@ -140,7 +140,9 @@ int run(int argc, char** argv) {
     const int socket = int(rte_socket_id());
     const unsigned nb_ports = unsigned(cfg.ports.size());
     // rx rings + tx rings + staging + per-lcore caches + control packets, per worker and port.
-    const unsigned nb_mbufs = std::max(8191u, nb_ports * cfg.workers * (1024 + 1024 + 2 * 64) + 2048);
+    // Also the miss buffers, the punt ring and the per-lcore mempool caches.
+    const unsigned nb_mbufs = std::max(8191u, nb_ports * cfg.workers * (1024 + 1024 + 2 * 64) +
+                                                  cfg.workers * cfg.pending_packets + 1024 + (cfg.workers + 1) * 256 + 2048);
     auto pool = lm::make_pktmbuf_pool("lm_pool", nb_mbufs, socket);
 
     std::vector<uint16_t> port_ids;
@@ -203,6 +205,22 @@ int run(int argc, char** argv) {
     control.start();
     lm::telemetry_register(&control);
 
+    // Whatever ends the run (signal or exception), workers stop and no telemetry handler or
+    // operator request still uses the control plane before anything is destroyed.
+    struct Teardown {
+        lm::ControlPlane& control;
+        bool done = false;
+        void operator()() {
+            if (done) return;
+            done = true;
+            g_stop.store(true);
+            control.shutdown();          // wakes operator requests still waiting
+            lm::telemetry_unregister();  // waits for running telemetry handlers
+            rte_eal_mp_wait_lcore();     // workers leave their loops
+        }
+        ~Teardown() { (*this)(); }
+    } teardown{control};
+
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     for (unsigned w = 0; w < cfg.workers; ++w)
@@ -211,8 +229,7 @@ int run(int argc, char** argv) {
     lm::log::info("{} running: {} worker(s), {} port(s), udp port {}", cfg.name, cfg.workers, nb_ports, cfg.udp_port);
 
     control.run(g_stop);
-    rte_eal_mp_wait_lcore();
-    lm::telemetry_unregister();
+    teardown();
     control.drain();
     print_final_counters(workers, cfg);
     lm::log::info("{} stopped", cfg.name);

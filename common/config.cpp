@@ -341,6 +341,10 @@ Config Loader::load(const YAML::Node& root) {
             PortConfig p;
             Val name = m.require("name");
             p.name = str(name);
+            // Telemetry dictionary keys allow only these characters (DPDK drops other names).
+            if (p.name.size() > 32 || p.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+                                           std::string::npos)
+                fail(name, "port name '" + p.name + "' must be 1-32 letters, digits or '_'");
             if (c.find_port(p.name)) fail(name, "duplicate port name '" + p.name + "'");
             Val dev = m.require("device");
             p.device = str(dev);

@@ -163,9 +163,8 @@ void ControlPlane::handle_misses() {
             u.op = UpdateOp::UpsertMapping;
             u.key = mm[i].key;
             u.value = v;
-            if (backlog_[mm[i].worker].empty() &&
-                rte_ring_enqueue_elem(workers_[mm[i].worker].updates, &u, sizeof u) == 0)
-                ctr_.miss_repushed.add();
+            send_to(mm[i].worker, u);
+            ctr_.miss_repushed.add();
         } else if (mm[i].worker < workers_.size()) {
             const EidKey& k = mm[i].key;
             const uint64_t bit = uint64_t(1) << (mm[i].worker & 63);
@@ -291,6 +290,10 @@ bool ControlPlane::learn_next_hop(Family f, const MacAddr& mac) {
 
 void ControlPlane::forget(const EidKey& k) {
     learned_.erase(k);
+    {
+        std::lock_guard g(mu_);
+        if (auto it = mappings_.find(k); it != mappings_.end() && (it->second.flags & MappingValue::kLocal)) return;
+    }
     erase_mapping(k);
     uint64_t id = 0;
     {
@@ -310,6 +313,7 @@ void ControlPlane::refresh_learned() {
     const uint64_t now = rte_get_tsc_cycles();
     if (now < next_refresh_scan_) return;
     next_refresh_scan_ = now + rte_get_tsc_hz();  // once a second is plenty
+    std::erase_if(negative_, [now](const auto& kv) { return kv.second <= now; });
     for (auto& [k, due] : learned_) {
         if (now < due) continue;
         due = now + rte_get_tsc_hz() * 60;  // not again before the answer (or a minute)
@@ -418,7 +422,7 @@ std::string ControlPlane::detach(TenantId t, MoId mo, bool withdraw) {
     u.tenant = t;
     u.mo_id = mo;
     push(u);
-    if (dir_) {
+    if (dir_ && dir_->can_publish()) {
         // Moved away: stop refreshing (the new AR's newer record wins). Gone: signed tombstone.
         if (withdraw) dir_->withdraw(t, mo);
         else dir_->release(t, mo);
@@ -431,9 +435,13 @@ std::string ControlPlane::run_on_control(std::function<std::string()> job, std::
     auto q = std::make_shared<Job>();
     q->fn = std::move(job);
     std::unique_lock lk(query_mu_);
+    if (stopping_) return "error: the router is stopping";
     jobs_.push_back(q);
-    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done; })) return "error: the control lcore did not answer in time";
-    return q->result;
+    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done || stopping_; })) {
+        q->cancelled = true;  // too late for the caller: do not run it
+        return "error: the control lcore did not answer in time";
+    }
+    return q->done ? q->result : "error: the router is stopping";
 }
 
 void ControlPlane::serve_jobs() {
@@ -443,7 +451,16 @@ void ControlPlane::serve_jobs() {
         jobs.swap(jobs_);
     }
     for (auto& j : jobs) {
-        std::string r = j->fn();
+        {
+            std::lock_guard g(query_mu_);
+            if (j->cancelled) continue;
+        }
+        std::string r;
+        try {
+            r = j->fn();
+        } catch (const std::exception& e) {  // an operator's request must never stop the router
+            r = std::string("error: ") + e.what();
+        }
         std::lock_guard g(query_mu_);
         j->result = std::move(r);
         j->done = true;
@@ -514,12 +531,13 @@ std::string ControlPlane::resolve_for_operator(TenantId t, const IpAddr& eid, st
     q->tenant = t;
     q->eid = eid;
     std::unique_lock lk(query_mu_);
+    if (stopping_) return "the router is stopping";
     query_queue_.push_back(q);
-    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done; })) {
+    if (!query_cv_.wait_for(lk, timeout, [&] { return q->done || stopping_; })) {
         // The control lcore still owns the cookie; it drops the answer when it comes.
         return fmt::format("no answer for tenant {} {} within {} ms", t, eid.str(), timeout.count());
     }
-    return q->answer;
+    return q->done ? q->answer : "the router is stopping";
 }
 
 std::vector<std::string> ControlPlane::attached_lines() const {
@@ -556,6 +574,7 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         if (auto r = refresh_cookies_.find(e.cookie); r != refresh_cookies_.end()) {
             const EidKey k = r->second;
             refresh_cookies_.erase(r);
+            if (!learned_.count(k)) return;  // attached here (or forgotten) since the question
             if (e.answer == dir::Answer::Found) {
                 accept_record(k, e);  // same or newer record: the TTL starts again
                 learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
@@ -621,6 +640,14 @@ void ControlPlane::run(const std::atomic<bool>& stop) {
         poll();
         rte_delay_us_sleep(200);  // the control lcore shares a core in tests; 200 us is plenty
     }
+}
+
+void ControlPlane::shutdown() {
+    {
+        std::lock_guard g(query_mu_);
+        stopping_ = true;
+    }
+    query_cv_.notify_all();
 }
 
 void ControlPlane::drain() {

@@ -62,6 +62,8 @@ public:
     void start();                               // push static state to every worker
     void poll();                                // one round of control work
     void run(const std::atomic<bool>& stop);    // poll until stop
+    // After run(): wakes every operator request still waiting and refuses new ones.
+    void shutdown();
     void drain();                               // free any queued mbufs (shutdown)
 
     // Mutations (the DHT and lmctl will call these). Pushed to every worker, retried if needed.
@@ -159,6 +161,7 @@ private:
         std::string answer;
     };
     std::mutex query_mu_;
+    bool stopping_ = false;  // guarded by query_mu_
     std::condition_variable query_cv_;
     std::deque<std::shared_ptr<OperatorQuery>> query_queue_;
     std::map<uint64_t, std::shared_ptr<OperatorQuery>> query_cookies_;
@@ -167,6 +170,7 @@ private:
     struct Job {
         std::function<std::string()> fn;
         bool done = false;
+        bool cancelled = false;  // the caller gave up waiting
         std::string result;
     };
     std::deque<std::shared_ptr<Job>> jobs_;  // guarded by query_mu_

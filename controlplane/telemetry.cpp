@@ -3,6 +3,8 @@
 #include <rte_telemetry.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -14,6 +16,13 @@ namespace lm {
 namespace {
 
 std::atomic<ControlPlane*> g_cp{nullptr};
+std::atomic<int> g_inflight{0};  // handlers running right now (telemetry_unregister waits for them)
+
+// Every handler holds one while it may touch the control plane or the workers' counters.
+struct InFlight {
+    InFlight() { g_inflight.fetch_add(1); }
+    ~InFlight() { g_inflight.fetch_sub(1); }
+};
 
 // Sum a counter over all workers.
 template <typename F>
@@ -27,10 +36,11 @@ bool parse_index(const char* params, unsigned long& out) {
     if (!params || !*params) return false;
     char* end;
     out = std::strtoul(params, &end, 10);
-    return *end == 0;
+    return *end == 0 && out < (1UL << 32);  // also keeps page * page size from overflowing
 }
 
 int cmd_info(const char*, const char*, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     auto& c = cp->config();
@@ -46,6 +56,7 @@ int cmd_info(const char*, const char*, rte_tel_data* d) {
 }
 
 int cmd_stats(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     unsigned long w = 0;
@@ -77,6 +88,7 @@ int cmd_stats(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_drops(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     unsigned long w = 0;
@@ -92,6 +104,7 @@ int cmd_drops(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_port(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     auto& c = cp->config();
@@ -114,6 +127,7 @@ int cmd_port(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     unsigned long page = 0;
@@ -140,6 +154,7 @@ int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_nexthop(const char*, const char*, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     rte_tel_data_start_dict(d);
@@ -155,6 +170,7 @@ int cmd_nexthop(const char*, const char*, rte_tel_data* d) {
 }
 
 int cmd_dht(const char*, const char*, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     rte_tel_data_start_dict(d);
@@ -189,13 +205,14 @@ int cmd_dht(const char*, const char*, rte_tel_data* d) {
 
 // /lm/resolve,TENANT,EID: asks the LM directory (blocks this telemetry client up to 3 s).
 int cmd_resolve(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp || !params) return -1;
     std::string p(params);
     auto comma = p.find(',');
     if (comma == std::string::npos) return -1;
     char* end;
-    unsigned long tenant = std::strtoul(p.c_str(), &end, 10);
+    unsigned long tenant = std::strtoul(p.c_str(), &end, 10);  // decimal: "010" is ten, not eight
     auto eid = IpAddr::parse(std::string_view(p).substr(comma + 1));
     if (end != p.c_str() + comma || tenant > kMaxTenant || !eid) return -1;
     std::string answer = cp->resolve_for_operator(TenantId(tenant), *eid, std::chrono::milliseconds(3000));
@@ -215,11 +232,11 @@ std::vector<std::string> split_params(const char* params) {
     return out;
 }
 
-bool parse_u64(const std::string& s, uint64_t max, uint64_t& out) {
+bool parse_u64(const std::string& s, uint64_t max, uint64_t& out, int base = 10) {
     if (s.empty()) return false;
     char* end;
     errno = 0;
-    unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+    unsigned long long v = std::strtoull(s.c_str(), &end, base);
     if (*end || errno || v > max) return false;
     out = v;
     return true;
@@ -227,6 +244,7 @@ bool parse_u64(const std::string& s, uint64_t max, uint64_t& out) {
 
 // /lm/attach,TENANT,MO_ID,MAC,PORT,EID[,EID...]: the MO is here now (orchestrator hook, lmctl).
 int cmd_attach(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     auto f = split_params(params);
@@ -235,7 +253,7 @@ int cmd_attach(const char*, const char* params, rte_tel_data* d) {
     uint64_t t = 0, mo = 0;
     if (f.size() < 5) err = "usage: /lm/attach,TENANT,MO_ID,MAC,PORT,EID[,EID...]";
     else if (!parse_u64(f[0], kMaxTenant, t)) err = "bad tenant '" + f[0] + "'";
-    else if (!parse_u64(f[1], UINT64_MAX, mo) || mo == 0) err = "bad MO id '" + f[1] + "'";
+    else if (!parse_u64(f[1], UINT64_MAX, mo, 0) || mo == 0) err = "bad MO id '" + f[1] + "'";
     else if (!MacAddr::parse(f[2])) err = "bad MAC '" + f[2] + "'";
     if (err.empty()) {
         a.tenant = TenantId(t);
@@ -255,6 +273,7 @@ int cmd_attach(const char*, const char* params, rte_tel_data* d) {
 
 // /lm/detach,TENANT,MO_ID[,withdraw]: the MO left (moved away, or gone for good with withdraw).
 int cmd_detach(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     auto f = split_params(params);
@@ -263,7 +282,7 @@ int cmd_detach(const char*, const char* params, rte_tel_data* d) {
     bool withdraw = f.size() == 3 && f[2] == "withdraw";
     if (f.size() < 2 || f.size() > 3 || (f.size() == 3 && !withdraw)) err = "usage: /lm/detach,TENANT,MO_ID[,withdraw]";
     else if (!parse_u64(f[0], kMaxTenant, t)) err = "bad tenant '" + f[0] + "'";
-    else if (!parse_u64(f[1], UINT64_MAX, mo) || mo == 0) err = "bad MO id '" + f[1] + "'";
+    else if (!parse_u64(f[1], UINT64_MAX, mo, 0) || mo == 0) err = "bad MO id '" + f[1] + "'";
     if (err.empty())
         err = cp->run_on_control([cp, t, mo, withdraw] { return cp->detach(TenantId(t), mo, withdraw); },
                                  std::chrono::milliseconds(3000));
@@ -272,6 +291,7 @@ int cmd_detach(const char*, const char* params, rte_tel_data* d) {
 }
 
 int cmd_attached(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     unsigned long page = 0;
@@ -310,6 +330,11 @@ void telemetry_register(ControlPlane* cp) {
     rte_telemetry_register_cmd("/lm/dht", cmd_dht, "LM directory: lookups, answers, watches, rejected records. No parameters");
 }
 
-void telemetry_unregister() { g_cp.store(nullptr); }
+void telemetry_unregister() {
+    g_cp.store(nullptr);
+    // Handlers that loaded the pointer before may still be running: wait for them, so the
+    // control plane and the workers can be destroyed after this returns.
+    while (g_inflight.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
 
 }  // namespace lm

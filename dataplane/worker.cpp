@@ -21,9 +21,11 @@ void Worker::service_rings() {
     unsigned n;
     bool applied = false;
     while ((n = rte_ring_dequeue_burst_elem(updates_.get(), u, sizeof(UpdateMsg), 64, nullptr)) > 0) {
-        for (unsigned i = 0; i < n; ++i) path_.apply(u[i]);
+        for (unsigned i = 0; i < n; ++i) {
+            path_.apply(u[i]);
+            flush();  // an answer may have released up to pending_per_eid held packets
+        }
         applied = true;
-        flush();  // an answer may have released held packets
     }
     if (applied || path_.pending_packets()) path_.expire_pending(rte_rdtsc());
 

@@ -41,7 +41,7 @@ with tempfile.TemporaryDirectory() as d:
     rc, out = run("--no-huge", "--", "--config", bad)
     check("YAML syntax error: file and line", rc == 2 and "YAML syntax error" in out and bad in out, out)
     good = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "example-ar1.yaml")
-    rc, out = run("--no-huge", "--no-pci", "-m", "64", "--no-shconf", "--no-telemetry", "--lcores", "0@0,1@1,2@1",
+    rc, out = run("--no-huge", "--no-pci", "-m", "128", "--no-shconf", "--no-telemetry", "--lcores", "0@0,1@1,2@1",
                   "--log-level=lib.eal:error", "--", "--config", good)
     check("valid config, missing device: clear error, exit 1", rc == 1 and "no DPDK device named" in out, out)
 

@@ -669,3 +669,16 @@ TEST_CASE("config: dht section", "[config][dht]") {
     CHECK_THAT(err("max_peer_req_per_sec: -1", "max_peer_req_per_sec: -2"), Catch::Contains("dht.max_peer_req_per_sec"));
     CHECK_THAT(err("negative_ttl_ms: 500", "negative_tll_ms: 500"), Catch::Contains("dht.negative_tll_ms: unknown key"));
 }
+
+TEST_CASE("config: port names must be telemetry-safe", "[config]") {
+    std::string s = kMinimal;
+    auto p = s.find("name: a,");
+    REQUIRE(p != std::string::npos);
+    s.replace(p, 8, "name: acc-0,");
+    try {
+        lm::load_config_string(s, "t.yaml");
+        FAIL("a port name with '-' was accepted");
+    } catch (const lm::ConfigError& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("t.yaml:7: ports[0].name: port name 'acc-0' must be 1-32 letters"));
+    }
+}

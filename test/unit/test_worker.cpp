@@ -164,3 +164,74 @@ peer_prefixes: [198.51.100.0/24]
 
     for (auto id : ids) close_port(id);
 }
+
+TEST_CASE("answers releasing many held packets at once are all transmitted", "[worker][pending]") {
+    static int seq = 0;
+    const std::string tag = "wp" + std::to_string(seq++);
+    RingPort acc(tag + "acc"), core(tag + "core");
+    Config cfg = load_config_string(R"(
+locators: { v4: 198.51.100.1 }
+gateway: { ipv4: 192.0.2.1, mac: 02:00:5e:00:00:01 }
+ports:
+  - { name: access0, device: )" + acc.device + R"(, role: access, tenant: 1 }
+  - { name: core0, device: )" + core.device + R"(, role: core, mac: 02:00:00:00:0c:01 }
+core: { next_hop: { ipv4: 198.51.100.254, mac: 02:00:00:00:ff:fe } }
+mobile_prefixes: [192.0.2.0/24]
+peer_prefixes: [198.51.100.0/24]
+cache: { pending_packets: 256, pending_per_eid: 8 }
+)");
+    MempoolPtr pool = make_pktmbuf_pool(tag + "pool", 4095, 0);
+    std::vector<uint16_t> ids;
+    std::vector<MacAddr> macs;
+    for (auto& pc : cfg.ports) {
+        auto op = open_port(pc, 1, pool.get());
+        ids.push_back(op.port_id);
+        macs.push_back(op.mac);
+    }
+    DpConfig dp = make_dp_config(cfg, ids, macs);
+    RingPtr miss = make_mpsc_ring(tag + "miss", sizeof(MissMsg), 256, 0);
+    WorkerParams p;
+    p.pool = pool.get();
+    p.cache_entries = 1024;
+    p.attachment_entries = 64;
+    p.miss_ring = miss.get();
+    Worker w(dp, p);
+    UpdateMsg nh{};
+    nh.op = UpdateOp::SetNextHop;
+    nh.mac = *MacAddr::parse("02:00:00:00:ff:fe");
+    REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &nh, sizeof nh) == 0);
+    w.service_rings();
+
+    // 12 unknown EIDs x 8 packets = 96 held packets, more than a tx stage (64) holds.
+    const unsigned kEids = 12, kPer = 8;
+    for (unsigned e = 0; e < kEids; ++e)
+        for (unsigned i = 0; i < kPer; ++i) {
+            std::string dst = "192.0.2." + std::to_string(100 + e);
+            REQUIRE(rte_ring_enqueue(acc.rx[0].get(), udp4(pool.get(), "192.0.2.10", dst.c_str(), uint16_t(1000 + i))) == 0);
+        }
+    while (w.poll_once()) {
+    }
+    REQUIRE(w.counters().pending_held.get() == kEids * kPer);
+    REQUIRE(rte_ring_count(miss.get()) == kEids);
+
+    // All the answers arrive in one batch, as they do when the worker was busy.
+    for (unsigned e = 0; e < kEids; ++e) {
+        UpdateMsg u{};
+        u.op = UpdateOp::UpsertMapping;
+        u.key = EidKey::make(1, *IpAddr::parse("192.0.2." + std::to_string(100 + e)));
+        u.value.mo_id = 0x100 + e;
+        u.value.epoch = 1;
+        u.value.locator = *IpAddr::parse("198.51.100.2");
+        REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &u, sizeof u) == 0);
+    }
+    w.service_rings();
+    CHECK(w.counters().pending_sent.get() == kEids * kPer);
+    CHECK(w.counters().dropped(Drop::TxFull) == 0);
+    CHECK(rte_ring_count(core.tx[0].get()) == kEids * kPer);
+    void* obj;
+    while (rte_ring_dequeue(core.tx[0].get(), &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+    MissMsg mm;
+    while (rte_ring_dequeue_elem(miss.get(), &mm, sizeof mm) == 0) {
+    }
+    for (auto id : ids) close_port(id);
+}
