@@ -187,7 +187,8 @@ int run(int argc, char** argv) {
     if (cfg.dht) {
         lm::dir::DhtConfig dc;
         dc.port = cfg.dht->port;
-        dc.ipv4 = true;
+        // IPv4 unless only an IPv6 address is given (an IPv6-only management network).
+        dc.ipv4 = cfg.dht->bind4.has_value() || !cfg.dht->bind6.has_value();
         if (cfg.dht->bind4) dc.bind4 = cfg.dht->bind4->str();
         dc.ipv6 = cfg.dht->bind6.has_value();
         if (cfg.dht->bind6) dc.bind6 = cfg.dht->bind6->str();
