@@ -38,6 +38,7 @@ ControlPlane::~ControlPlane() = default;
 
 void ControlPlane::send_to(uint32_t w, const UpdateMsg& u) {
     if (w >= workers_.size()) return;
+    // Keep order per worker: once something waits, everything after it waits too.
     if (backlog_[w].empty() && rte_ring_enqueue_elem(workers_[w].updates, const_cast<UpdateMsg*>(&u), sizeof u) == 0) {
         ctr_.updates_sent.add();
         return;
@@ -55,16 +56,7 @@ void ControlPlane::answer_no_mapping(const EidKey& k, uint64_t worker_mask) {
 }
 
 void ControlPlane::push(const UpdateMsg& u) {
-    for (size_t w = 0; w < workers_.size(); ++w) {
-        auto& q = backlog_[w];
-        // Keep order per worker: once something waits, everything after it waits too.
-        if (q.empty() && rte_ring_enqueue_elem(workers_[w].updates, const_cast<UpdateMsg*>(&u), sizeof u) == 0) {
-            ctr_.updates_sent.add();
-            continue;
-        }
-        std::lock_guard g(mu_);
-        q.push_back(u);
-    }
+    for (uint32_t w = 0; w < workers_.size(); ++w) send_to(w, u);
 }
 
 void ControlPlane::retry_backlog() {

@@ -39,6 +39,21 @@ bool parse_index(const char* params, unsigned long& out) {
     return *end == 0 && out < (1UL << 32);  // also keeps page * page size from overflowing
 }
 
+// A paged listing: {"total", "page", "pages", "entries": [one page of lines]}.
+int paged_reply(rte_tel_data* d, size_t total, unsigned long page, std::vector<std::string>::const_iterator first,
+                std::vector<std::string>::const_iterator last) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "total", total);
+    rte_tel_data_add_dict_u64(d, "page", page);
+    rte_tel_data_add_dict_u64(d, "pages", (total + kTelemetryPageSize - 1) / kTelemetryPageSize);
+    rte_tel_data* arr = rte_tel_data_alloc();
+    if (!arr) return -1;
+    rte_tel_data_start_array(arr, RTE_TEL_STRING_VAL);
+    for (auto it = first; it != last; ++it) rte_tel_data_add_array_string(arr, it->substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+    rte_tel_data_add_dict_container(d, "entries", arr, 0);
+    return 0;
+}
+
 int cmd_info(const char*, const char*, rte_tel_data* d) {
     InFlight in_flight;
     auto* cp = g_cp.load();
@@ -133,24 +148,14 @@ int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
     unsigned long page = 0;
     if (params && *params && !parse_index(params, page)) return -1;
     size_t total = 0;
-    auto rows = cp->mappings_page(page * kTelemetryPageSize, kTelemetryPageSize, &total);
-    rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_u64(d, "total", total);
-    rte_tel_data_add_dict_u64(d, "page", page);
-    rte_tel_data_add_dict_u64(d, "pages", (total + kTelemetryPageSize - 1) / kTelemetryPageSize);
-    rte_tel_data* arr = rte_tel_data_alloc();
-    if (!arr) return -1;
-    rte_tel_data_start_array(arr, RTE_TEL_STRING_VAL);
-    for (auto& r : rows) {
-        std::string s = r.value.flags & MappingValue::kLocal
+    std::vector<std::string> lines;
+    for (auto& r : cp->mappings_page(page * kTelemetryPageSize, kTelemetryPageSize, &total))
+        lines.push_back(r.value.flags & MappingValue::kLocal
                             ? fmt::format("tenant {} {} mo {:#x} local port {} mac {}", r.key.tenant(), r.key.ip().str(),
                                           r.value.mo_id, r.value.port_index, r.value.mac.str())
                             : fmt::format("tenant {} {} mo {:#x} locator {} epoch {}", r.key.tenant(), r.key.ip().str(),
-                                          r.value.mo_id, r.value.locator.str(), r.value.epoch);
-        rte_tel_data_add_array_string(arr, s.c_str());
-    }
-    rte_tel_data_add_dict_container(d, "entries", arr, 0);
-    return 0;
+                                          r.value.mo_id, r.value.locator.str(), r.value.epoch));
+    return paged_reply(d, total, page, lines.begin(), lines.end());
 }
 
 int cmd_nexthop(const char*, const char*, rte_tel_data* d) {
@@ -297,17 +302,9 @@ int cmd_attached(const char*, const char* params, rte_tel_data* d) {
     unsigned long page = 0;
     if (params && *params && !parse_index(params, page)) return -1;
     auto lines = cp->attached_lines();
-    rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_u64(d, "total", lines.size());
-    rte_tel_data_add_dict_u64(d, "page", page);
-    rte_tel_data_add_dict_u64(d, "pages", (lines.size() + kTelemetryPageSize - 1) / kTelemetryPageSize);
-    rte_tel_data* arr = rte_tel_data_alloc();
-    if (!arr) return -1;
-    rte_tel_data_start_array(arr, RTE_TEL_STRING_VAL);
-    for (size_t i = page * kTelemetryPageSize; i < lines.size() && i < (page + 1) * kTelemetryPageSize; ++i)
-        rte_tel_data_add_array_string(arr, lines[i].substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
-    rte_tel_data_add_dict_container(d, "entries", arr, 0);
-    return 0;
+    const size_t first = std::min(lines.size(), size_t(page) * kTelemetryPageSize);
+    const size_t last = std::min(lines.size(), first + kTelemetryPageSize);
+    return paged_reply(d, lines.size(), page, lines.begin() + first, lines.begin() + last);
 }
 
 }  // namespace

@@ -42,17 +42,6 @@ struct DpConfig {
     uint16_t mss_v4 = 0, mss_v6 = 0;  // clamp values, 0 = off
     uint32_t icmp_rate = 100;
     uint32_t pending_packets = 256, pending_per_eid = 8, pending_timeout_ms = 1000;  // miss buffer
-
-    bool is_mobile(TenantId t, const IpAddr& a) const {
-        for (auto& m : mobile)
-            if ((!m.tenant || *m.tenant == t) && m.prefix.contains(a)) return true;
-        return false;
-    }
-    bool is_peer(const IpAddr& a) const {
-        for (auto& p : peers)
-            if (p.contains(a)) return true;
-        return false;
-    }
 };
 
 // Build from the validated config; port ids and MACs come from the caller (who opened devices).

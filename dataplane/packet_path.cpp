@@ -670,7 +670,6 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
 template <bool In6>
 void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment& att) {
     constexpr Family kIn = In6 ? Family::V6 : Family::V4;
-    const Attachment* a = &att;
     // RFC 6040 section 4.2 decapsulation: outer CE survives into an ECN-capable inner header
     // (Not-ECT inner: drop), and outer ECT(1) over inner ECT(0) becomes ECT(1).
     if (md.outer_ecn == 0x3 || md.outer_ecn == 0x1) {
@@ -684,10 +683,10 @@ void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment& att) {
     }
     // The ingress AR enforced its core MTU; an inner packet larger than our access link cannot be
     // delivered (no fragmentation here) and its sender is across the tunnel: count it.
-    if (md.len > cfg_.ports[a->port_index].mtu) return drop(m, Drop::DecapTooBig);
+    if (md.len > cfg_.ports[att.port_index].mtu) return drop(m, Drop::DecapTooBig);
     rte_pktmbuf_adj(m, md.inner);
-    write_l2(m, a->port_index, a->mac, cfg_.gw_mac, In6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
-    send(a->port_index, m);
+    write_l2(m, att.port_index, att.mac, cfg_.gw_mac, In6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
+    send(att.port_index, m);
     ctr_.decap.add();
 }
 
