@@ -69,14 +69,19 @@ rte_mbuf* udp4(rte_mempool* pool, const char* src, const char* dst, uint16_t spo
     return m;
 }
 
-}  // namespace
+// An access and a core port (net_ring, two queue pairs each), the router config that names them
+// (plus `extra` YAML), a pool, the ports opened with `queues` queue pairs and the data plane config.
+// The ports are closed when the bed goes.
+struct RingBed {
+    RingPort acc, core;
+    Config cfg;
+    MempoolPtr pool;
+    std::vector<uint16_t> ids;
+    DpConfig dp;
 
-TEST_CASE("two workers: own queues, own caches, own counters", "[worker]") {
-    static int seq = 0;
-    const std::string tag = "w" + std::to_string(seq++);
-    RingPort acc(tag + "acc"), core(tag + "core");
-    Config cfg = load_config_string(R"(
-router: { workers: 2 }
+    RingBed(const std::string& tag, const std::string& extra, unsigned queues)
+        : acc(tag + "acc"), core(tag + "core") {
+        cfg = load_config_string(extra + R"(
 locators: { v4: 198.51.100.1 }
 gateway: { ipv4: 192.0.2.1, mac: 02:00:5e:00:00:01 }
 ports:
@@ -86,16 +91,31 @@ core: { next_hop: { ipv4: 198.51.100.254, mac: 02:00:00:00:ff:fe } }
 mobile_prefixes: [192.0.2.0/24]
 peer_prefixes: [198.51.100.0/24]
 )");
-    MempoolPtr pool = make_pktmbuf_pool(tag + "pool", 4095, 0);
-    std::vector<uint16_t> ids;
-    std::vector<MacAddr> macs;
-    for (auto& pc : cfg.ports) {
-        auto op = open_port(pc, 2, pool.get());
-        ids.push_back(op.port_id);
-        macs.push_back(op.mac);
+        pool = make_pktmbuf_pool(tag + "pool", 4095, 0);
+        std::vector<MacAddr> macs;
+        for (auto& pc : cfg.ports) {
+            auto op = open_port(pc, queues, pool.get());
+            ids.push_back(op.port_id);
+            macs.push_back(op.mac);
+        }
+        dp = make_dp_config(cfg, ids, macs);
     }
-    REQUIRE(ids[0] == acc.port_id);
-    DpConfig dp = make_dp_config(cfg, ids, macs);
+    ~RingBed() {
+        for (auto id : ids) close_port(id);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("two workers: own queues, own caches, own counters", "[worker]") {
+    static int seq = 0;
+    const std::string tag = "w" + std::to_string(seq++);
+    RingBed bed(tag, "router: { workers: 2 }\n", 2);
+    RingPort& acc = bed.acc;
+    RingPort& core = bed.core;
+    auto& pool = bed.pool;
+    const DpConfig& dp = bed.dp;
+    REQUIRE(bed.ids[0] == acc.port_id);
     WorkerParams p;
     p.pool = pool.get();
     p.cache_entries = 1024;
@@ -162,33 +182,16 @@ peer_prefixes: [198.51.100.0/24]
     CHECK(w1.counters().ctrl_tx.get() == 1);
     while (rte_ring_dequeue(acc.tx[1].get(), &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
 
-    for (auto id : ids) close_port(id);
 }
 
 TEST_CASE("answers releasing many held packets at once are all transmitted", "[worker][pending]") {
     static int seq = 0;
     const std::string tag = "wp" + std::to_string(seq++);
-    RingPort acc(tag + "acc"), core(tag + "core");
-    Config cfg = load_config_string(R"(
-locators: { v4: 198.51.100.1 }
-gateway: { ipv4: 192.0.2.1, mac: 02:00:5e:00:00:01 }
-ports:
-  - { name: access0, device: )" + acc.device + R"(, role: access, tenant: 1 }
-  - { name: core0, device: )" + core.device + R"(, role: core, mac: 02:00:00:00:0c:01 }
-core: { next_hop: { ipv4: 198.51.100.254, mac: 02:00:00:00:ff:fe } }
-mobile_prefixes: [192.0.2.0/24]
-peer_prefixes: [198.51.100.0/24]
-cache: { pending_packets: 256, pending_per_eid: 8 }
-)");
-    MempoolPtr pool = make_pktmbuf_pool(tag + "pool", 4095, 0);
-    std::vector<uint16_t> ids;
-    std::vector<MacAddr> macs;
-    for (auto& pc : cfg.ports) {
-        auto op = open_port(pc, 1, pool.get());
-        ids.push_back(op.port_id);
-        macs.push_back(op.mac);
-    }
-    DpConfig dp = make_dp_config(cfg, ids, macs);
+    RingBed bed(tag, "cache: { pending_packets: 256, pending_per_eid: 8 }\n", 1);
+    RingPort& acc = bed.acc;
+    RingPort& core = bed.core;
+    auto& pool = bed.pool;
+    const DpConfig& dp = bed.dp;
     RingPtr miss = make_mpsc_ring(tag + "miss", sizeof(MissMsg), 256, 0);
     WorkerParams p;
     p.pool = pool.get();
@@ -233,5 +236,4 @@ cache: { pending_packets: 256, pending_per_eid: 8 }
     MissMsg mm;
     while (rte_ring_dequeue_elem(miss.get(), &mm, sizeof mm) == 0) {
     }
-    for (auto id : ids) close_port(id);
 }
