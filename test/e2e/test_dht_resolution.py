@@ -492,8 +492,7 @@ def main() -> int:
         for ar, r in tb.routers.items():
             T.log(f"{ar} log tail:\n    " + "\n    ".join(r.stderr().splitlines()[-20:]))
     finally:
-        tb.down()
-        res.check("clean-up left nothing behind", not tb.leftovers, f"{tb.leftovers}")
+        tb.down_checked(res, "clean-up left nothing behind")
     T.log(f"total {time.monotonic() - res.t0:.1f} s")
     return res.finish()
 

@@ -161,8 +161,7 @@ def main() -> int:
     except BaseException as e:  # also SIGINT/SIGTERM: record, clean up, report
         res.error("test run", e)
     finally:
-        tb.down()
-        res.check("test bed removed without leftovers", not getattr(tb, "leftovers", ["?"]), f"{getattr(tb, 'leftovers', '?')}")
+        tb.down_checked(res)
     return res.finish()
 
 

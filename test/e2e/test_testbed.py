@@ -135,8 +135,7 @@ def part1(res: T.Results) -> None:
     except BaseException as e:  # also SIGINT/SIGTERM: record, clean up, report
         res.error("part 1", e)
     finally:
-        tb.down()
-        res.check("part 1 test bed removed without leftovers", not tb.leftovers, f"{tb.leftovers}")
+        tb.down_checked(res, "part 1 test bed removed without leftovers")
 
 
 def read_until(p: subprocess.Popen, pattern: str, timeout: float, buf: list) -> "re.Match | None":

@@ -940,6 +940,11 @@ class Testbed:
                 vlog(f"{ar} exited with {rc}")
         return self.final_counters
 
+    def down_checked(self, res: "Results", name: str = "test bed removed without leftovers") -> None:
+        """down(), then one check that nothing with this run's prefix remains."""
+        self.down()
+        res.check(name, not self.leftovers, f"{self.leftovers}")
+
     def down(self) -> None:
         if self._down:
             return
