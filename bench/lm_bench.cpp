@@ -223,6 +223,16 @@ struct AccessTemplate {
     unsigned hdr_len = 0;  // bytes the refill rewrites: Ethernet + IP + UDP
     unsigned dst_off = 0;  // offset of the IP destination address
     uint32_t sum = 0;      // v4: raw ones' complement sum of the header with dst = 0, checksum = 0
+
+    // v4: writes the destination and the header checksum from the precomputed partial sum.
+    void set_v4_dst(uint8_t* p, uint32_t d) const {
+        std::memcpy(p + dst_off, &d, 4);
+        uint32_t s = sum + (d & 0xFFFF) + (d >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        const uint16_t ck = uint16_t(~s);
+        std::memcpy(p + 14 + 10, &ck, 2);
+    }
 };
 
 void put_inner(uint8_t* p, bool v6, const uint8_t* dst, unsigned total) {
@@ -557,13 +567,7 @@ public:
         if (si.kind) {
             eid6(k, p + t.dst_off);
         } else {
-            const uint32_t d = eid4_be(k);
-            std::memcpy(p + t.dst_off, &d, 4);
-            uint32_t s = t.sum + (d & 0xFFFF) + (d >> 16);
-            s = (s & 0xFFFF) + (s >> 16);
-            s = (s & 0xFFFF) + (s >> 16);
-            const uint16_t ck = uint16_t(~s);
-            std::memcpy(p + 14 + 10, &ck, 2);
+            t.set_v4_dst(p, eid4_be(k));
         }
     }
 
@@ -783,13 +787,7 @@ private:
             eid6(k, p + t.dst_off);
         } else {
             std::memcpy(p, t.bytes.data(), 14 + 20 + 8);
-            const uint32_t d = eid4_be(k);
-            std::memcpy(p + t.dst_off, &d, 4);
-            uint32_t s = t.sum + (d & 0xFFFF) + (d >> 16);
-            s = (s & 0xFFFF) + (s >> 16);
-            s = (s & 0xFFFF) + (s >> 16);
-            const uint16_t ck = uint16_t(~s);
-            std::memcpy(p + 14 + 10, &ck, 2);
+            t.set_v4_dst(p, eid4_be(k));
         }
     }
 
