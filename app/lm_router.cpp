@@ -140,9 +140,9 @@ int run(int argc, char** argv) {
     const int socket = int(rte_socket_id());
     const unsigned nb_ports = unsigned(cfg.ports.size());
     // rx rings + tx rings + staging + per-lcore caches + control packets, per worker and port.
-    // Also the miss buffers, the punt ring and the per-lcore mempool caches.
+    // Also the miss and hold buffers, the punt ring and the per-lcore mempool caches.
     const unsigned nb_mbufs = std::max(8191u, nb_ports * cfg.workers * (1024 + 1024 + 2 * 64) +
-                                                  cfg.workers * cfg.pending_packets + 1024 + (cfg.workers + 1) * 256 + 2048);
+                                                  cfg.workers * (cfg.pending_packets + cfg.hold_packets) + 1024 + (cfg.workers + 1) * 256 + 2048);
     auto pool = lm::make_pktmbuf_pool("lm_pool", nb_mbufs, socket);
 
     std::vector<uint16_t> port_ids;

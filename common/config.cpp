@@ -295,7 +295,7 @@ Config Loader::load(const YAML::Node& root) {
     if (!root.IsMap()) fail(line_of(root), "", "the configuration must be a map of sections, got " + describe(root));
     MapReader top(*this, Val{root, "", line_of(root)},
                   {"router", "locators", "gateway", "ports", "core", "mobile_prefixes", "peer_prefixes", "cache",
-                   "encap", "static_mappings", "static_attachments", "dht"});
+                   "encap", "static_mappings", "static_attachments", "dht", "handover"});
 
     // ---- router -----------------------------------------------------------------------------
     if (auto v = top.get("router"); v && !v->node.IsNull()) {
@@ -435,6 +435,23 @@ Config Loader::load(const YAML::Node& root) {
         if (auto x = m.get("pending_packets")) c.pending_packets = uint32_t(uint(*x, 0, 4096));
         if (auto x = m.get("pending_per_eid")) c.pending_per_eid = uint32_t(uint(*x, 1, 64));
         if (auto x = m.get("pending_timeout_ms")) c.pending_timeout_ms = uint32_t(uint(*x, 10, 60000));
+    }
+
+    // ---- handover ---------------------------------------------------------------------------
+    if (auto v = top.get("handover"); v && !v->node.IsNull()) {
+        MapReader m(*this, *v, {"hold_packets", "hold_per_mo", "hold_timeout_ms", "forward_time_s", "hint_rate_per_sec",
+                                "hint_min_interval_ms", "detect_attach", "announce_count"});
+        if (auto x = m.get("hold_packets")) c.hold_packets = uint32_t(uint(*x, 0, 65536));
+        if (auto x = m.get("hold_per_mo")) c.hold_per_mo = uint32_t(uint(*x, 1, 65536));
+        if (auto x = m.get("hold_timeout_ms")) c.hold_timeout_ms = uint32_t(uint(*x, 10, 60000));
+        if (auto x = m.get("forward_time_s")) c.forward_time_s = uint32_t(uint(*x, 0, 86400));
+        if (auto x = m.get("hint_rate_per_sec")) c.hint_rate_per_sec = uint32_t(uint(*x, 0, 1000000));
+        if (auto x = m.get("hint_min_interval_ms")) c.hint_min_interval_ms = uint32_t(uint(*x, 0, 60000));
+        if (auto x = m.get("detect_attach")) c.detect_attach = boolean(*x);
+        if (auto x = m.get("announce_count")) c.announce_count = uint32_t(uint(*x, 0, 10));
+        if (c.hold_per_mo > c.hold_packets && c.hold_packets)
+            fail(m.self().line, m.self().path + ".hold_per_mo",
+                 std::to_string(c.hold_per_mo) + " exceeds hold_packets (" + std::to_string(c.hold_packets) + ")");
     }
 
     // ---- encap ------------------------------------------------------------------------------

@@ -112,6 +112,17 @@ struct Config {
 
     std::optional<DhtSettings> dht;
 
+    // handover: what happens while an MO migrates (docs/operations.md, "Handover").
+    // Held packets (migrate-begin until the new locator is known), per worker:
+    uint32_t hold_packets = 4096;        // in total
+    uint32_t hold_per_mo = 2048;
+    uint32_t hold_timeout_ms = 3000;     // held longer than this: dropped (hold_timeout)
+    uint32_t forward_time_s = 60;        // forwarding pointer lifetime after the MO moved away
+    uint32_t hint_rate_per_sec = 100;    // refresh hints sent, per worker
+    uint32_t hint_min_interval_ms = 100; // a hinted MO is re-resolved at most this often
+    bool detect_attach = true;           // attach MOs announced by GARP / unsolicited NA / RARP
+    uint32_t announce_count = 2;         // gateway GARP/NA sent to a newly attached MO
+
     const PortConfig* find_port(const std::string& n) const {
         for (auto& p : ports)
             if (p.name == n) return &p;

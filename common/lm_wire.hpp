@@ -11,7 +11,8 @@ inline constexpr uint16_t kDefaultUdpPort = 4341;  // configurable; 4341 is unas
 
 enum class LmType : uint8_t {
     Data = 0,         // an encapsulated IPv4/IPv6 packet follows
-    RefreshHint = 1,  // "your mapping for this MO is stale" (handover issue)
+    RefreshHint = 1,  // "your mapping for this MO is stale": header only, epoch = the current one
+    MoveNotify = 2,   // new AR -> old AR: "the MO is here now"; payload = the signed record envelope
 };
 
 // Flags, low nibble of byte 0.

@@ -55,12 +55,25 @@ struct MappingValue {
     uint8_t port_index = 0;    // kLocal: access port the MO sits behind
     MacAddr mac;               // kLocal: the MO's MAC
     static constexpr uint8_t kLocal = 0x1;  // attached to this AR: deliver, do not encapsulate
+    // With kLocal: the MO is leaving (migrate-begin). Packets for it wait in the worker's hold
+    // buffer under AttachKey(tenant, mo_id) until the attachment leaves the Hold state.
+    static constexpr uint8_t kHold = 0x2;
+};
+
+// What a worker does with LM packets (and local traffic) for an MO attached here.
+enum class AttachState : uint8_t {
+    Deliver = 0,  // decapsulate and deliver on the access port
+    Hold = 1,     // migrate-begin: keep packets in the hold buffer (bounded, timed out)
+    Forward = 2,  // the MO moved: re-encapsulate to fwd_locator with fwd_epoch (forwarding pointer)
 };
 
 enum class UpdateOp : uint8_t {
     UpsertMapping = 1,     // key + mapping
     DeleteMapping = 2,     // key
-    UpsertAttachment = 3,  // tenant + mo_id -> port_index + mac (decap delivery)
+    // tenant + mo_id -> port_index + mac (decap delivery), state, epoch, forwarding target.
+    // Leaving Hold (to Deliver or Forward) or being deleted releases the held packets: they go
+    // through the packet path again and follow the new state.
+    UpsertAttachment = 3,
     DeleteAttachment = 4,
     SetNextHop = 5,        // family + mac of the core next hop (zero MAC = unresolved)
     MissFailed = 6,        // key: no mapping exists; packets waiting for it are dropped
@@ -76,7 +89,10 @@ struct UpdateMsg {
     MoId mo_id = 0;              // attachments
     MacAddr mac;                 // attachments, next hop
     uint8_t port_index = 0;      // attachments
-    uint8_t pad2 = 0;
+    AttachState state = AttachState::Deliver;  // attachments
+    Epoch epoch = 0;             // attachments: epoch of the MO's current record here (stale senders)
+    Epoch fwd_epoch = 0;         // attachments, Forward: epoch written into re-encapsulated packets
+    IpAddr fwd_locator;          // attachments, Forward: the MO's new AR
     EidKey key{};                // mappings
     MappingValue value;          // mappings
 };
@@ -95,7 +111,8 @@ enum class PuntReason : uint8_t {
     Arp = 1,          // ARP not answered by the fast path (replies, gratuitous ARP, RARP)
     Nd = 2,           // ND not answered by the fast path (NA, RS, DAD)
     LocalIcmp = 3,    // ICMP/ICMPv6 addressed to the gateway or a locator (ping)
-    LmControl = 4,    // LM packet of a control type (refresh hint)
+    LmControl = 4,    // LM packet of a control type (refresh hint, move notification)
+    Rarp = 5,         // RARP on an access port (QEMU's announce after a migration)
 };
 
 // Worker -> control lcore: a packet the fast path does not handle. The control lcore owns

@@ -235,6 +235,9 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
         case PuntReason::LmControl:
             ctr_.punt_unhandled.add();  // refresh hints: handover work
             break;
+        case PuntReason::Rarp:
+            ctr_.punt_unhandled.add();  // attach detection: handover work
+            break;
     }
     rte_pktmbuf_free(m);
 }

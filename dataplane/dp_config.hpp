@@ -42,6 +42,8 @@ struct DpConfig {
     uint16_t mss_v4 = 0, mss_v6 = 0;  // clamp values, 0 = off
     uint32_t icmp_rate = 100;
     uint32_t pending_packets = 256, pending_per_eid = 8, pending_timeout_ms = 1000;  // miss buffer
+    uint32_t hold_packets = 4096, hold_per_mo = 2048, hold_timeout_ms = 3000;      // handover hold buffer
+    uint32_t hint_rate = 100;  // refresh hints per second (this worker)
 };
 
 // Build from the validated config; port ids and MACs come from the caller (who opened devices).

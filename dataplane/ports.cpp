@@ -86,6 +86,10 @@ DpConfig make_dp_config(const Config& c, const std::vector<uint16_t>& port_ids, 
     d.pending_packets = c.pending_packets;
     d.pending_per_eid = c.pending_per_eid;
     d.pending_timeout_ms = c.pending_timeout_ms;
+    d.hold_packets = c.hold_packets;
+    d.hold_per_mo = c.hold_per_mo;
+    d.hold_timeout_ms = c.hold_timeout_ms;
+    d.hint_rate = c.hint_rate_per_sec;
     if (c.mss_clamp_auto) {
         // Worst case outer header: IPv6 if this AR has a v6 locator (peers may be either).
         unsigned core_mtu = d.ports[d.core_index].mtu;
