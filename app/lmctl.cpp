@@ -43,6 +43,7 @@ constexpr const char* kUsage =
     "router commands: info | stats [--worker N] | drops [--worker N] [--all] | ports |\n"
     "                 mappings [--page N] | nexthop | dht | attached | resolve [--tenant T] EID |\n"
     "                 attach --tenant T --mo ID --mac MAC --port PORT EID... | detach --tenant T --mo ID [--withdraw] |\n"
+    "                 migrate-begin --tenant T --mo ID | migrate-abort --tenant T --mo ID | handover |\n"
     "                 raw CMD\n"
     "try 'lmctl --help' for details\n";
 
@@ -561,7 +562,7 @@ int cmd_router(const Args& a, Telemetry& t) {
         }
         return 0;
     }
-    if (cmd == "info" || cmd == "nexthop" || cmd == "dht") {
+    if (cmd == "info" || cmd == "nexthop" || cmd == "dht" || cmd == "handover") {
         allow_only(a, cmd, {});
         expect_words(a, 1, cmd);
         std::string raw;
@@ -685,6 +686,20 @@ int cmd_router(const Args& a, Telemetry& t) {
         else fmt::print("{}\n", v.str());
         return 0;
     }
+    if (cmd == "migrate-begin" || cmd == "migrate-abort") {
+        allow_only(a, cmd, {"tenant", "mo"});
+        for (const char* k : {"tenant", "mo"})
+            if (!a.has(k)) throw Usage(fmt::format("'{}' needs --{}", cmd, k));
+        expect_words(a, 1, cmd);
+        const unsigned long tenant = parse_number("--tenant", a.s("tenant"), lm::kMaxTenant);
+        const std::string c = fmt::format("/lm/{},{},{}", cmd == "migrate-begin" ? "migrate_begin" : "migrate_abort",
+                                          tenant, a.s("mo"));
+        std::string raw;
+        Json v = must(t, c, &raw);
+        if (a.json) fmt::print("{}\n", raw);
+        else fmt::print("{}\n", v.str());
+        return v.str() == "ok" ? 0 : 1;
+    }
     if (cmd == "attach" || cmd == "detach") {
         const bool att = cmd == "attach";
         allow_only(a, cmd, att ? std::initializer_list<const char*>{"tenant", "mo", "mac", "port"}
@@ -765,8 +780,8 @@ int main(int argc, char** argv) {
         ("worker", po::value<std::string>()->value_name("N"), "stats/drops: one worker")
         ("all", "drops: also reasons with a zero count")
         ("page", po::value<std::string>()->value_name("N"), "mappings: one page")
-        ("tenant", po::value<std::string>()->value_name("T"), "resolve/attach/detach: tenant")
-        ("mo", po::value<std::string>()->value_name("ID"), "attach/detach: MO id (decimal or 0x hex)")
+        ("tenant", po::value<std::string>()->value_name("T"), "resolve/attach/detach/migrate-*: tenant")
+        ("mo", po::value<std::string>()->value_name("ID"), "attach/detach/migrate-*: MO id (decimal or 0x hex)")
         ("mac", po::value<std::string>()->value_name("MAC"), "attach: the MO's MAC")
         ("port", po::value<std::string>()->value_name("PORT"), "attach: access port name")
         ("withdraw", "detach: publish a tombstone (the MO is gone), not just stop refreshing (it moved)")
@@ -810,7 +825,8 @@ int main(int argc, char** argv) {
             return cmd_pki(a);
         }
         static const char* kRouterCmds[] = {"info", "stats",   "drops",    "ports", "mappings",
-                                            "nexthop", "dht", "attached", "resolve", "attach", "detach", "raw"};
+                                            "nexthop", "dht", "attached", "resolve", "attach", "detach",
+                                            "migrate-begin", "migrate-abort", "handover", "raw"};
         bool known = false;
         for (const char* c : kRouterCmds) known = known || a.words[0] == c;
         if (!known) throw Usage(fmt::format("unknown command '{}'", a.words[0]));

@@ -1,3 +1,4 @@
+#define LM_TMP_NO_ENVELOPE 1
 #include "controlplane/control_plane.hpp"
 
 #include <rte_cycles.h>
@@ -213,7 +214,8 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
                     break;
                 }
             }
-            ctr_.punt_unhandled.add();  // gratuitous ARP / RARP: attach detection comes with the handover work
+            if (!core) return handle_announcement(p.port_index, m);  // gratuitous ARP: attach detection
+            ctr_.punt_unhandled.add();
             break;
         case PuntReason::Nd:
             if (core && nh_[1].st.configured) {
@@ -222,6 +224,7 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
                     break;
                 }
             }
+            if (!core) return handle_announcement(p.port_index, m);  // unsolicited NA
             ctr_.punt_unhandled.add();
             break;
         case PuntReason::LocalIcmp:
@@ -232,11 +235,10 @@ void ControlPlane::handle_punt(const PuntMsg& p) {
             }
             ctr_.punt_unhandled.add();
             break;
-        case PuntReason::LmControl:
-            ctr_.punt_unhandled.add();  // refresh hints: handover work
-            break;
+        case PuntReason::LmControl: return handle_lm_control(m);
         case PuntReason::Rarp:
-            ctr_.punt_unhandled.add();  // attach detection: handover work
+            if (!core) return handle_announcement(p.port_index, m);
+            ctr_.punt_unhandled.add();
             break;
     }
     rte_pktmbuf_free(m);
@@ -323,8 +325,10 @@ size_t ControlPlane::watches() const {
     return watches_.size();
 }
 
-void ControlPlane::publish(Attached& at) {
-    if (!dir_ || !dir_->can_publish()) return;
+// Publishes the MO's record (fresh epoch) and returns the epoch, or 0 without a directory
+// identity. The local cache entries and the attachment carry that epoch (stale-sender detection).
+Epoch ControlPlane::publish(const Attached& at) {
+    if (!dir_ || !dir_->can_publish()) return 0;
     dir::Record r;
     r.mo = at.a.mo_id;
     r.tenant = at.a.tenant;
@@ -334,18 +338,9 @@ void ControlPlane::publish(Attached& at) {
     r.loc6 = cfg_.locator_v6;
     const Epoch e = dir_->publish(r);
     ctr_.dht_published.add();
-    {
-        std::lock_guard g(mu_);
-        at.epoch = e;
-    }
-    // The local entries carry the epoch we published (for stale-sender detection).
-    for (auto& eid : at.a.eids) {
-        MappingValue v = local_value(at.a, at.port_index);
-        v.epoch = e;
-        upsert_mapping(EidKey::make(at.a.tenant, eid), v);
-    }
     log::info("control: published MO {:#x} (tenant {}, {} EIDs) with epoch {:#x}", at.a.mo_id, at.a.tenant,
               at.a.eids.size(), e);
+    return e;
 }
 
 MappingValue ControlPlane::local_value(const StaticAttachment& a, uint8_t port_index) const {
@@ -357,7 +352,11 @@ MappingValue ControlPlane::local_value(const StaticAttachment& a, uint8_t port_i
     return v;
 }
 
-std::string ControlPlane::attach(const StaticAttachment& a) {
+std::string ControlPlane::attach(const StaticAttachment& a) { return attach_impl(a, nullptr); }
+
+// previous: the MO's record as last published by another AR (attach detection found it), so
+// that AR gets our signed record directly; nullptr: look in the directory's cache.
+std::string ControlPlane::attach_impl(const StaticAttachment& a, const dir::Record* previous) {
     const PortConfig* pc = cfg_.find_port(a.port);
     if (!pc) return fmt::format("attach: no port named '{}'", a.port);
     if (pc->role != PortRole::Access) return fmt::format("attach: port '{}' is not an access port", a.port);
@@ -369,7 +368,7 @@ std::string ControlPlane::attach(const StaticAttachment& a) {
     {
         std::lock_guard g(mu_);
         for (auto& [k, other] : attached_) {
-            if (k == id) continue;
+            if (k == id || other.state == AttachState::Forward) continue;
             for (auto& e : a.eids)
                 for (auto& oe : other.a.eids)
                     if (k.first == a.tenant && e == oe)
@@ -379,26 +378,52 @@ std::string ControlPlane::attach(const StaticAttachment& a) {
     uint8_t pi = 0;
     for (size_t i = 0; i < cfg_.ports.size(); ++i)
         if (cfg_.ports[i].name == a.port) pi = uint8_t(i);
+    // Where the MO was before, to tell that AR at once (a move notification with our record).
+    std::vector<IpAddr> notify;
+    auto add_target = [&](const dir::Record& r) {
+        if (!dir_ || r.publisher.empty() || r.publisher == dir_->name() || r.withdrawn) return;
+        if (auto loc = usable_locator(r); loc && std::find(notify.begin(), notify.end(), *loc) == notify.end())
+            notify.push_back(*loc);
+    };
+    if (previous) add_target(*previous);
+    else if (dir_)
+        for (auto& eid : a.eids)
+            if (auto r = dir_->cached(a.tenant, eid)) add_target(*r);
     Attached* at;
     std::vector<EidKey> gone;  // re-attach: EIDs no longer listed leave
     {
         std::lock_guard g(mu_);
-        if (auto old = attached_.find(id); old != attached_.end())
+        auto old = attached_.find(id);
+        if (old != attached_.end()) {
             for (auto& e : old->second.a.eids)
                 if (std::find(a.eids.begin(), a.eids.end(), e) == a.eids.end()) gone.push_back(EidKey::make(a.tenant, e));
+            // Coming back to the AR it had left: the AR we forward to must learn it, too.
+            if (old->second.state == AttachState::Forward &&
+                std::find(notify.begin(), notify.end(), old->second.fwd_locator) == notify.end())
+                notify.push_back(old->second.fwd_locator);
+        }
         at = &attached_[id];  // std::map: the node stays put while other entries come and go
         at->a = a;
         at->port_index = pi;
+        at->state = AttachState::Deliver;
+        at->fwd_epoch = 0;
+        at->forward_until_tsc = 0;
+        at->since_tsc = rte_get_tsc_cycles();
+        at->notify_to = notify;
     }
     for (auto& k : gone) erase_mapping(k);
-    upsert_attachment(a.tenant, a.mo_id, pi, a.mac);
-    for (auto& eid : a.eids) {
-        const EidKey k = EidKey::make(a.tenant, eid);
-        learned_.erase(k);  // attached here now: no longer a remote mapping to refresh
-        upsert_mapping(k, local_value(a, pi));
+    const Epoch e = publish(*at);
+    {
+        std::lock_guard g(mu_);
+        at->epoch = e;
     }
-    publish(*at);
-    log::info("control: MO {:#x} attached on {} (tenant {}, mac {})", a.mo_id, a.port, a.tenant, a.mac.str());
+    // Mappings first, then the attachment: packets released from a hold see the new mappings.
+    for (auto& eid : a.eids) learned_.erase(EidKey::make(a.tenant, eid));  // attached here now: not a remote mapping
+    push_local_mappings(*at);
+    push_attachment(*at);
+    announce_gateway(*at);
+    log::info("control: MO {:#x} attached on {} (tenant {}, mac {}){}", a.mo_id, a.port, a.tenant, a.mac.str(),
+              notify.empty() ? "" : fmt::format(", notifying its previous AR {}", notify[0].str()));
     return "";
 }
 
@@ -411,7 +436,8 @@ std::string ControlPlane::detach(TenantId t, MoId mo, bool withdraw) {
         at = it->second;
         attached_.erase(it);
     }
-    for (auto& eid : at.a.eids) erase_mapping(EidKey::make(t, eid));
+    if (at.state != AttachState::Forward)  // a forwarding pointer's EIDs map to the new AR now
+        for (auto& eid : at.a.eids) erase_mapping(EidKey::make(t, eid));
     UpdateMsg u{};
     u.op = UpdateOp::DeleteAttachment;
     u.tenant = t;
@@ -473,7 +499,10 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
         std::lock_guard g(mu_);
         if (auto it = mappings_.find(k); it != mappings_.end()) cur = it->second, have = true;
     }
-    if (have && (cur.flags & MappingValue::kLocal)) return;  // attached here: ours is the truth
+    if (have && (cur.flags & MappingValue::kLocal)) {
+        maybe_moved(r);  // attached here: only a newer record of another AR (the MO moved) counts
+        return;
+    }
     if (e.answer == dir::Answer::Withdrawn || r.withdrawn) {
         if (have && r.epoch > cur.epoch) forget(k);
         return;
@@ -541,9 +570,14 @@ std::vector<std::string> ControlPlane::attached_lines() const {
     for (auto& [id, at] : attached_) {
         std::string eids;
         for (auto& e : at.a.eids) eids += (eids.empty() ? "" : ",") + e.str();
-        out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}", at.a.tenant, at.a.mo_id, at.a.mac.str(),
+        std::string state = at.state == AttachState::Hold      ? " leaving (holding packets)"
+                            : at.state == AttachState::Forward ? fmt::format(" moved to {} (epoch {:#x}), forwarding",
+                                                                             at.fwd_locator.str(), at.fwd_epoch)
+                                                               : "";
+        out.push_back(fmt::format("tenant {} mo {:#x} mac {} port {} eids {} {}{}", at.a.tenant, at.a.mo_id, at.a.mac.str(),
                                   at.a.port, eids,
-                                  at.epoch ? fmt::format("published epoch {:#x}", at.epoch) : std::string("not published")));
+                                  at.epoch ? fmt::format("published epoch {:#x}", at.epoch) : std::string("not published"),
+                                  state));
     }
     return out;
 }
@@ -566,6 +600,13 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         return;
     }
     if (e.type == T::Resolved) {
+        if (detect_cookies_.count(e.cookie)) return on_detect_answer(e.cookie, e);
+        if (auto h = hint_cookies_.find(e.cookie); h != hint_cookies_.end()) {
+            const EidKey k = h->second;
+            hint_cookies_.erase(h);
+            if (e.answer != dir::Answer::NotFound) accept_record(k, e);  // epoch-ordered: a hint cannot redirect
+            return;
+        }
         if (auto r = refresh_cookies_.find(e.cookie); r != refresh_cookies_.end()) {
             const EidKey k = r->second;
             refresh_cookies_.erase(r);
@@ -604,6 +645,10 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         const uint32_t ttl = cfg_.dht ? cfg_.dht->negative_ttl_ms : 0;
         if (ttl) negative_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() / 1000 * ttl;
         answer_no_mapping(k, waiting);
+#ifndef LM_TMP_NO_ENVELOPE
+    } else if (e.type == T::Signed) {
+        on_signed(e);
+#endif
     } else if (e.type == T::WatchUpdate) {
         auto w = watch_keys_.find(e.cookie);
         if (w == watch_keys_.end()) return;
@@ -619,6 +664,7 @@ NeighborState ControlPlane::neighbor(Family f) const {
 
 void ControlPlane::poll() {
     serve_jobs();
+    handover_tick();
     retry_backlog();
     if (dir_) {
         serve_operator_queries();

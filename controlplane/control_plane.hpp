@@ -16,20 +16,28 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
+#include <tuple>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "common/config.hpp"
 #include "common/counters.hpp"
+#include "common/lm_wire.hpp"
 #include "common/ring_msg.hpp"
+#include "common/types.hpp"
 #include "controlplane/neighbor.hpp"
 
 namespace lm::dir {
 class Directory;
 struct Event;
+struct Record;
 }  // namespace lm::dir
 
 namespace lm {
+
+struct LmControl;
 
 // What the control lcore may touch of one worker.
 struct WorkerHandle {
@@ -50,6 +58,13 @@ struct ControlCounters {
     // cache, answers (found / not found / no usable locator), push updates from watches.
     Counter dht_resolves, dht_coalesced, dht_negative_hits, dht_found, dht_not_found, dht_no_locator,
         dht_watch_updates, dht_stale_ignored, dht_published;
+    // Handover (docs/operations.md, "Handover"): host announcements seen on access ports, attach
+    // detection and its refusals, migrate-begin, moves learned, notifications, hints, gateway
+    // announcements, forwarding pointers that expired.
+    Counter announcements, attach_detected, attach_lookups, attach_unknown, attach_refused_savi,
+        attach_refused_policy, attach_detect_off, attach_holddown, migrate_begins, migrate_cancelled, moved_away,
+        move_notify_sent, move_notify_received, move_notify_accepted, move_notify_rejected, hints_received,
+        hints_acted, hints_ignored, gateway_announced, forward_expired;
 };
 
 class ControlPlane {
@@ -92,6 +107,11 @@ public:
     // through run_on_control(). Return "" or the reason for refusing.
     std::string attach(const StaticAttachment& a);
     std::string detach(TenantId t, MoId mo, bool withdraw);
+    // Handover (controlplane/handover.cpp). migrate_begin: the MO is about to leave (the
+    // orchestrator's hook before stop-and-copy): hold its packets until its new AR is known.
+    // migrate_abort: it stays; deliver again (held packets go out).
+    std::string migrate_begin(TenantId t, MoId mo);
+    std::string migrate_abort(TenantId t, MoId mo);
     // Runs job on the control lcore at its next poll and returns its result (other threads).
     std::string run_on_control(std::function<std::string()> job, std::chrono::milliseconds timeout);
 
@@ -112,8 +132,34 @@ private:
         StaticAttachment a;
         uint8_t port_index = 0;
         Epoch epoch = 0;  // of the record published for it (0: not published)
+        AttachState state = AttachState::Deliver;
+        IpAddr fwd_locator;              // Forward: where the MO went
+        Epoch fwd_epoch = 0;             //          and the epoch of its record there
+        uint64_t since_tsc = 0;          // when the state was entered
+        uint64_t forward_until_tsc = 0;  // Forward: the pointer's end
+        std::vector<IpAddr> notify_to;   // old ARs to send our signed record to once it is signed
     };
-    void publish(Attached& at);
+    Epoch publish(const Attached& at);
+    std::string attach_impl(const StaticAttachment& a, const dir::Record* previous);
+    void push_attachment(const Attached& at);
+    void push_local_mappings(const Attached& at);
+    std::optional<IpAddr> usable_locator(const dir::Record& r) const;
+    void maybe_moved(const dir::Record& r);
+    void move_away(Attached& at, const dir::Record& r);
+    void announce_gateway(const Attached& at);
+    void handle_announcement(uint8_t port_index, rte_mbuf* m);
+    void handle_lm_control(rte_mbuf* m);
+    void on_move_notify(const LmControl& c);
+    void on_refresh_hint(const LmControl& c);
+    void on_detect_answer(uint64_t cookie, const dir::Event& e);
+    void on_signed(const dir::Event& e);
+    void send_move_notify(const Attached& at, const std::vector<uint8_t>& envelope);
+    // An LM control packet to another AR's locator through the core port (false: no locator of
+    // that family, next hop unresolved, or no mbuf).
+    bool send_lm_control(const IpAddr& to, wire::LmType type, TenantId t, MoId mo, Epoch epoch,
+                         std::span<const uint8_t> payload = {}, uint8_t frag_index = 0, uint8_t frag_count = 1);
+    void handover_tick();
+    Attached* find_attached_by_mac(TenantId t, const MacAddr& mac);
     MappingValue local_value(const StaticAttachment& a, uint8_t port_index) const;
     void serve_jobs();
     bool learn_next_hop(Family f, const MacAddr& mac);  // true if it changed
@@ -167,6 +213,26 @@ private:
     std::map<uint64_t, std::shared_ptr<OperatorQuery>> query_cookies_;
     void serve_operator_queries();
     std::map<std::pair<TenantId, MoId>, Attached> attached_;  // guarded by mu_ (writes on the control lcore)
+
+    // Handover state, control lcore only.
+    struct Detect {
+        uint8_t port_index;
+        TenantId tenant;
+        MacAddr mac;
+        std::optional<IpAddr> ip;
+        uint64_t start_tsc;
+    };
+    std::map<uint64_t, Detect> detect_cookies_;                       // DHT lookup by MAC in flight
+    std::map<std::pair<TenantId, MacAddr>, uint64_t> detect_until_;   // in flight / hold-down until TSC
+    std::map<uint64_t, EidKey> hint_cookies_;                          // re-resolves a hint asked for
+    std::map<std::pair<TenantId, MoId>, uint64_t> hint_last_;          // TSC of the last acted hint
+    struct Parts {
+        std::vector<std::vector<uint8_t>> parts;
+        unsigned have = 0;
+        uint64_t deadline_tsc = 0;
+    };
+    std::map<std::tuple<IpAddr, TenantId, MoId, Epoch>, Parts> notify_parts_;  // split MoveNotify
+    uint64_t next_handover_tick_ = 0;
     struct Job {
         std::function<std::string()> fn;
         bool done = false;

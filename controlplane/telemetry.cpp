@@ -276,22 +276,78 @@ int cmd_attach(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// TENANT,MO_ID[,extra]: the parameters of detach and migrate-begin/abort. Returns "" or the error.
+std::string parse_tenant_mo(const std::vector<std::string>& f, const std::string& usage, uint64_t& t, uint64_t& mo) {
+    if (f.size() < 2) return usage;
+    if (!parse_u64(f[0], kMaxTenant, t)) return "bad tenant '" + f[0] + "'";
+    if (!parse_u64(f[1], UINT64_MAX, mo, 0) || mo == 0) return "bad MO id '" + f[1] + "'";
+    return "";
+}
+
 // /lm/detach,TENANT,MO_ID[,withdraw]: the MO left (moved away, or gone for good with withdraw).
 int cmd_detach(const char*, const char* params, rte_tel_data* d) {
     InFlight in_flight;
     auto* cp = g_cp.load();
     if (!cp) return -1;
     auto f = split_params(params);
-    std::string err;
     uint64_t t = 0, mo = 0;
-    bool withdraw = f.size() == 3 && f[2] == "withdraw";
-    if (f.size() < 2 || f.size() > 3 || (f.size() == 3 && !withdraw)) err = "usage: /lm/detach,TENANT,MO_ID[,withdraw]";
-    else if (!parse_u64(f[0], kMaxTenant, t)) err = "bad tenant '" + f[0] + "'";
-    else if (!parse_u64(f[1], UINT64_MAX, mo, 0) || mo == 0) err = "bad MO id '" + f[1] + "'";
+    const std::string usage = "usage: /lm/detach,TENANT,MO_ID[,withdraw]";
+    const bool withdraw = f.size() == 3 && f[2] == "withdraw";
+    std::string err = f.size() > 3 || (f.size() == 3 && !withdraw) ? usage : parse_tenant_mo(f, usage, t, mo);
     if (err.empty())
         err = cp->run_on_control([cp, t, mo, withdraw] { return cp->detach(TenantId(t), mo, withdraw); },
                                  std::chrono::milliseconds(3000));
     rte_tel_data_string(d, err.empty() ? "ok" : ("error: " + err).c_str());
+    return 0;
+}
+
+// /lm/migrate_begin,TENANT,MO_ID and /lm/migrate_abort,TENANT,MO_ID (orchestrator hooks).
+template <bool kBegin>
+int cmd_migrate(const char*, const char* params, rte_tel_data* d) {
+    InFlight in_flight;
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    auto f = split_params(params);
+    uint64_t t = 0, mo = 0;
+    const std::string usage = kBegin ? "usage: /lm/migrate_begin,TENANT,MO_ID" : "usage: /lm/migrate_abort,TENANT,MO_ID";
+    std::string err = f.size() != 2 ? usage : parse_tenant_mo(f, usage, t, mo);
+    if (err.empty())
+        err = cp->run_on_control(
+            [cp, t, mo] { return kBegin ? cp->migrate_begin(TenantId(t), mo) : cp->migrate_abort(TenantId(t), mo); },
+            std::chrono::milliseconds(3000));
+    rte_tel_data_string(d, err.empty() ? "ok" : ("error: " + err).c_str());
+    return 0;
+}
+
+int cmd_handover(const char*, const char*, rte_tel_data* d) {
+    InFlight in_flight;
+    auto* cp = g_cp.load();
+    if (!cp) return -1;
+    rte_tel_data_start_dict(d);
+    auto& c = cp->counters();
+    const std::pair<const char*, const Counter*> rows[] = {
+        {"announcements", &c.announcements},
+        {"attach_detected", &c.attach_detected},
+        {"attach_lookups", &c.attach_lookups},
+        {"attach_unknown", &c.attach_unknown},
+        {"attach_refused_savi", &c.attach_refused_savi},
+        {"attach_refused_policy", &c.attach_refused_policy},
+        {"attach_detect_off", &c.attach_detect_off},
+        {"attach_holddown", &c.attach_holddown},
+        {"migrate_begins", &c.migrate_begins},
+        {"migrate_cancelled", &c.migrate_cancelled},
+        {"moved_away", &c.moved_away},
+        {"move_notify_sent", &c.move_notify_sent},
+        {"move_notify_received", &c.move_notify_received},
+        {"move_notify_accepted", &c.move_notify_accepted},
+        {"move_notify_rejected", &c.move_notify_rejected},
+        {"hints_received", &c.hints_received},
+        {"hints_acted", &c.hints_acted},
+        {"hints_ignored", &c.hints_ignored},
+        {"gateway_announced", &c.gateway_announced},
+        {"forward_expired", &c.forward_expired},
+    };
+    for (auto& [name, ctr] : rows) rte_tel_data_add_dict_u64(d, name, ctr->get());
     return 0;
 }
 
@@ -324,6 +380,11 @@ void telemetry_register(ControlPlane* cp) {
     rte_telemetry_register_cmd("/lm/attach", cmd_attach, "Attach an MO here. Parameters: tenant,mo_id,mac,port,eid[,eid...]");
     rte_telemetry_register_cmd("/lm/detach", cmd_detach, "Detach an MO. Parameters: tenant,mo_id[,withdraw]");
     rte_telemetry_register_cmd("/lm/attached", cmd_attached, "MOs attached here and their published epochs, 64 per page. Parameter: page");
+    rte_telemetry_register_cmd("/lm/migrate_begin", cmd_migrate<true>,
+                               "The MO is about to leave: hold its packets. Parameters: tenant,mo_id");
+    rte_telemetry_register_cmd("/lm/migrate_abort", cmd_migrate<false>,
+                               "The MO stays: deliver its held packets. Parameters: tenant,mo_id");
+    rte_telemetry_register_cmd("/lm/handover", cmd_handover, "Handover counters (attach detection, moves, hints). No parameters");
     rte_telemetry_register_cmd("/lm/dht", cmd_dht, "LM directory: lookups, answers, watches, rejected records. No parameters");
 }
 
