@@ -43,7 +43,10 @@ namespace lm {
     X(PuntRingFull, "punt_ring_full")                                                    \
     X(TxFull, "tx_full")                       /* NIC queue did not take it */           \
     X(NoMbuf, "no_mbuf")                       /* pool empty when building ICMP */       \
-    X(IcmpRateLimited, "icmp_rate_limited")    /* counted in addition to the reason */
+    X(IcmpRateLimited, "icmp_rate_limited")    /* counted in addition to the reason */  \
+    X(HoldFull, "hold_full")                   /* hold buffer full (total or per MO) */  \
+    X(HoldTimeout, "hold_timeout")             /* held longer than hold_timeout_ms */    \
+    X(ForwardLoop, "forward_loop")             /* forwarded back by its fwd target */
 
 enum class Drop : uint8_t {
 #define X(e, s) e,
@@ -93,7 +96,13 @@ struct PortCounters {
     X(updates_applied, "updates_applied")                         \
     X(update_failed, "update_failed") /* cache full */            \
     X(miss_ring_full, "miss_ring_full")                           \
-    X(ctrl_tx, "control_tx")          /* sent for the control lcore */
+    X(ctrl_tx, "control_tx")          /* sent for the control lcore */ \
+    X(handover_held, "handover_held")           /* MO in Hold: packet kept */ \
+    X(handover_released, "handover_released")   /* held packet re-processed */ \
+    X(handover_forwarded, "handover_forwarded") /* forwarding pointer: re-encapsulated */ \
+    X(hints_sent, "hints_sent")                 /* refresh hints sent */ \
+    X(hints_rate_limited, "hints_rate_limited") /* refresh hints not sent: hint_rate */ \
+    X(hints_unresolved, "hints_no_nexthop")     /* refresh hints not sent: next hop unknown */
 
 struct alignas(64) WorkerCounters {
 #define X(e, s) Counter e;

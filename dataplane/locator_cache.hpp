@@ -48,12 +48,18 @@ struct AttachKey {
 };
 static_assert(sizeof(AttachKey) == 16);
 
-struct Attachment {
-    uint8_t port_index = 0;
-    MacAddr mac;
+// What decap needs about an MO attached here, in one 64-byte line (read once per packet).
+struct alignas(64) Attachment {
+    uint8_t port_index = 0;                    // Deliver: access port
+    AttachState state = AttachState::Deliver;
+    MacAddr mac;                               // Deliver: the MO's MAC
+    Epoch epoch = 0;                           // current epoch here: older senders get a hint
+    Epoch fwd_epoch = 0;                       // Forward: epoch written into forwarded packets
+    IpAddr fwd_locator;                        // Forward: the MO's new AR
 };
+static_assert(sizeof(Attachment) == 64);
 
-// (tenant, MO id) -> where the MO sits on this AR. Used by decap.
+// (tenant, MO id) -> where the MO sits on this AR and what to do with its packets. Used by decap.
 class AttachmentTable {
 public:
     AttachmentTable(const std::string& name, uint32_t entries, int socket);

@@ -35,20 +35,22 @@ struct PacketPath::Meta {
     bool first_frag;   // access: offset 0 (ports present)
     uint16_t etype;    // after VLAN
     uint32_t hash;     // access: inner flow hash (outer UDP source port, flow label)
-    EidKey key;        // access: destination EID
+    EidKey key;        // access: destination EID (forward: only the tenant, for encap)
     AttachKey akey;    // core: (tenant, MO id)
+    Epoch lm_epoch;    // core: LM header epoch (stale senders get a refresh hint)
+    uint8_t lm_flags;  // core: LM header flags (kFlagForwarded: ping-pong guard)
 };
 
 // ---------------------------------------------------------------------------------------------
 
-void IcmpLimiter::init(uint32_t per_sec, uint64_t tsc_hz) {
+void TokenBucket::init(uint32_t per_sec, uint64_t tsc_hz) {
     max_ = per_sec ? std::max<uint64_t>(per_sec / 10, 1) : 0;  // burst of 100 ms worth
     tokens_ = max_;
     cycles_per_token_ = per_sec ? std::max<uint64_t>(tsc_hz / per_sec, 1) : 0;
     last_ = 0;
 }
 
-bool IcmpLimiter::allow(uint64_t now) {
+bool TokenBucket::allow(uint64_t now) {
     if (!max_) return false;
     if (last_ == 0) last_ = now;
     uint64_t earned = (now - last_) / cycles_per_token_;
@@ -68,6 +70,8 @@ PacketPath::PacketPath(const DpConfig& cfg, WorkerCounters& ctr, LocatorCache& c
     : cfg_(cfg), ctr_(ctr), cache_(cache), attach_(attach), pool_(pool), rings_(rings), worker_id_(worker_id) {
     icmp_limiter_.init(cfg.icmp_rate, rte_get_tsc_hz());
     pending_.configure(cfg.pending_packets, cfg.pending_per_eid, rte_get_tsc_hz() / 1000 * cfg.pending_timeout_ms);
+    hint_limiter_.init(cfg.hint_rate, rte_get_tsc_hz());
+    hold_.configure(cfg.hold_packets, cfg.hold_per_mo, rte_get_tsc_hz() / 1000 * cfg.hold_timeout_ms);
     auto m4 = [](const Prefix& p, std::optional<TenantId> t) {
         uint32_t mask = p.len ? rte_cpu_to_be_32(~0u << (32 - p.len)) : 0;
         return Match4{p.addr.v4_be() & mask, mask, t.value_or(0), !t.has_value()};
@@ -141,10 +145,26 @@ void PacketPath::apply(const UpdateMsg& u) {
             break;
         case UpdateOp::MissFailed: ctr_.drop(Drop::Unresolved, pending_.discard(u.key)); break;
         case UpdateOp::DeleteMapping: cache_.erase(u.key); break;
-        case UpdateOp::UpsertAttachment:
-            if (!attach_.upsert(AttachKey::make(u.tenant, u.mo_id), Attachment{u.port_index, u.mac})) ctr_.update_failed.add();
+        case UpdateOp::UpsertAttachment: {
+            const AttachKey k = AttachKey::make(u.tenant, u.mo_id);
+            Attachment a;
+            a.port_index = u.port_index;
+            a.state = u.state;
+            a.mac = u.mac;
+            a.epoch = u.epoch;
+            a.fwd_epoch = u.fwd_epoch;
+            a.fwd_locator = u.fwd_locator;
+            if (!attach_.upsert(k, a)) ctr_.update_failed.add();
+            // Out of Hold (or never in it): what was held follows the new state, in order.
+            if (u.state != AttachState::Hold) release_held(k);
             break;
-        case UpdateOp::DeleteAttachment: attach_.erase(AttachKey::make(u.tenant, u.mo_id)); break;
+        }
+        case UpdateOp::DeleteAttachment: {
+            const AttachKey k = AttachKey::make(u.tenant, u.mo_id);
+            attach_.erase(k);
+            release_held(k);  // re-processed: dropped lm_unknown_mo, or delivered by a new mapping
+            break;
+        }
         case UpdateOp::SetNextHop:
             nh_mac_[u.family == Family::V6] = u.mac;
             nh_ok_[u.family == Family::V6] = !u.mac.is_zero();
@@ -282,11 +302,13 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
             const Attachment* res[kBurst];
             for (unsigned j = 0; j < nl; ++j) keys[j] = &md[idx[j]].akey;
             attach_.lookup_bulk(keys, nl, res);
-            // Buckets by inner family (branch-free); 2 = MO not attached here.
+            // Buckets by inner family (branch-free); 2 = not delivered here: MO not attached,
+            // or in handover (Hold, Forward).
             uint8_t by_fam[3][kBurst];
             unsigned nf[3] = {0, 0, 0};
             for (unsigned j = 0; j < nl; ++j) {
-                const unsigned k = res[j] ? unsigned(md[idx[j]].fam == Family::V6) : 2;
+                const Attachment* a = res[j];
+                const unsigned k = a && a->state == AttachState::Deliver ? unsigned(md[idx[j]].fam == Family::V6) : 2;
                 by_fam[0][nf[0]] = by_fam[1][nf[1]] = by_fam[2][nf[2]] = uint8_t(j);
                 nf[0] += k == 0;
                 nf[1] += k == 1;
@@ -300,7 +322,10 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
                 const unsigned j = by_fam[1][t];
                 finish_core<true>(pkts[idx[j]], md[idx[j]], *res[j]);
             }
-            for (unsigned t = 0; t < nf[2]; ++t) drop(pkts[idx[by_fam[2][t]]], Drop::LmUnknownMo);
+            for (unsigned t = 0; t < nf[2]; ++t) {
+                const unsigned j = by_fam[2][t];
+                core_side(in, pkts[idx[j]], md[idx[j]], res[j]);
+            }
         } else {
             const EidKey* keys[kBurst];
             const MappingValue* res[kBurst];
@@ -345,6 +370,11 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
                     continue;
                 }
                 ctr_.cache_hit.add();
+                if (res[j]->flags & MappingValue::kHold) [[unlikely]] {
+                    // The MO is leaving this AR: wait with its LM traffic, leave with it.
+                    hold(in, m, AttachKey::make(d.key.tenant(), res[j]->mo_id));
+                    continue;
+                }
                 ctr_.local.add();
                 decrement_ttl(m, d.l3, d.fam);
                 deliver_local(m, d, res[j]->port_index, res[j]->mac);
@@ -366,6 +396,7 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
             if (!answer_arp(in, m, l3)) punt(in, m, PuntReason::Arp);
             return;
         }
+        if (md.etype == RTE_ETHER_TYPE_RARP) return punt(in, m, PuntReason::Rarp);  // QEMU's announce after migration
         return drop(m, Drop::UnknownEthertype);
     }
     if constexpr (kClass == 0) {
@@ -491,7 +522,7 @@ void PacketPath::forward_native(uint8_t in, rte_mbuf* m, Meta& md) {
 }
 
 // One copy per (inner, outer) family pair: no family test is left for the branch predictor.
-template <bool In6, bool Out6>
+template <bool In6, bool Out6, bool kFwd>
 void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v) {
     constexpr bool out6 = Out6;
     constexpr Family kIn = In6 ? Family::V6 : Family::V4;
@@ -505,6 +536,7 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
     const bool inner_df = in4 ? ipv4_df(m, md.l3) : true;
     if (md.len + over > core.mtu) {
         if (!inner_df) return drop(m, Drop::TooBigNoDf);
+        if constexpr (kFwd) return drop(m, Drop::TooBig);  // the sender is behind the tunnel: no ICMP
         unsigned mtu = core.mtu > over ? core.mtu - over : 0;
         icmp_error(in, m, md, in4 ? kIcmpDestUnreach : kIcmp6PacketTooBig, in4 ? kIcmpFragNeeded : 0, in4 ? mtu : std::max(mtu, 1280u));
         return drop(m, Drop::TooBig);
@@ -558,7 +590,7 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
     udp->dgram_len = rte_cpu_to_be_16(udp_len);
     udp->dgram_cksum = 0;
     auto* lh = reinterpret_cast<wire::LmHeader*>(udp + 1);
-    lh->ver_flags = wire::kVersion << 4;
+    lh->ver_flags = wire::kVersion << 4 | (kFwd ? wire::kFlagForwarded : 0);
     lh->type = uint8_t(wire::LmType::Data);
     lh->next_proto = in4 ? wire::kNextIpv4 : wire::kNextIpv6;
     lh->reserved0 = 0;
@@ -571,7 +603,8 @@ void PacketPath::encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v)
         udp->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, RTE_ETHER_HDR_LEN + wire::kIpv6Len);
     }
     send(cfg_.core_index, m);
-    ctr_.encap.add();
+    if constexpr (kFwd) ctr_.handover_forwarded.add();
+    else ctr_.encap.add();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,8 +677,11 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     }
     auto* lh = rte_pktmbuf_mtod_offset(m, const wire::LmHeader*, l4 + wire::kUdpLen);
     if (lh->version() != wire::kVersion) return drop(m, Drop::LmBadVersion);
-    if (lh->type == uint8_t(wire::LmType::RefreshHint)) return punt(in, m, PuntReason::LmControl);
-    if (lh->type != uint8_t(wire::LmType::Data)) return drop(m, Drop::LmBadHeader);
+    if (lh->type != uint8_t(wire::LmType::Data)) [[unlikely]] {
+        if (lh->type == uint8_t(wire::LmType::RefreshHint) || lh->type == uint8_t(wire::LmType::MoveNotify))
+            return punt(in, m, PuntReason::LmControl);
+        return drop(m, Drop::LmBadHeader);
+    }
 
     const unsigned inner = l4 + wire::kUdpLen + wire::kLmLen;
     const unsigned inner_len = udp_expect - wire::kUdpLen - wire::kLmLen;
@@ -664,23 +700,34 @@ void PacketPath::core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
     md.len = uint16_t(inner_len);
     md.outer_ecn = outer_tc & 0x3;
     md.akey = AttachKey::make(lh->tenant_id(), rte_be_to_cpu_64(lh->mo_id_be));
+    md.lm_epoch = rte_be_to_cpu_64(lh->epoch_be);
+    md.lm_flags = lh->flags();
     need = true;
+}
+
+// RFC 6040 section 4.2 decapsulation: outer CE survives into an ECN-capable inner header
+// (Not-ECT inner: false, the caller drops), and outer ECT(1) over inner ECT(0) becomes ECT(1).
+static inline bool decap_ecn(rte_mbuf* m, unsigned inner, Family f, uint8_t outer_ecn) {
+    if (outer_ecn == 0x3 || outer_ecn == 0x1) {
+        const uint8_t inner_ecn = traffic_class(m, inner, f) & 0x3;
+        if (outer_ecn == 0x3) {
+            if (inner_ecn == 0) return false;
+            if (inner_ecn != 0x3) set_ecn(m, inner, f, 0x3);
+        } else if (inner_ecn == 0x2) {
+            set_ecn(m, inner, f, 0x1);
+        }
+    }
+    return true;
 }
 
 template <bool In6>
 void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment& att) {
     constexpr Family kIn = In6 ? Family::V6 : Family::V4;
-    // RFC 6040 section 4.2 decapsulation: outer CE survives into an ECN-capable inner header
-    // (Not-ECT inner: drop), and outer ECT(1) over inner ECT(0) becomes ECT(1).
-    if (md.outer_ecn == 0x3 || md.outer_ecn == 0x1) {
-        const uint8_t inner_ecn = traffic_class(m, md.inner, kIn) & 0x3;
-        if (md.outer_ecn == 0x3) {
-            if (inner_ecn == 0) return drop(m, Drop::EcnDrop);
-            if (inner_ecn != 0x3) set_ecn(m, md.inner, kIn, 0x3);
-        } else if (inner_ecn == 0x2) {
-            set_ecn(m, md.inner, kIn, 0x1);
-        }
-    }
+    // A sender that used an older epoch than ours is behind (the MO came here since): tell it,
+    // and deliver anyway. Epoch 0 = static mapping, never stale.
+    if (md.lm_epoch < att.epoch && md.lm_epoch != 0) [[unlikely]]
+        send_hint(m, md, att.epoch);
+    if (!decap_ecn(m, md.inner, kIn, md.outer_ecn)) return drop(m, Drop::EcnDrop);
     // The ingress AR enforced its core MTU; an inner packet larger than our access link cannot be
     // delivered (no fragmentation here) and its sender is across the tunnel: count it.
     if (md.len > cfg_.ports[att.port_index].mtu) return drop(m, Drop::DecapTooBig);
@@ -688,6 +735,143 @@ void PacketPath::finish_core(rte_mbuf* m, Meta& md, const Attachment& att) {
     write_l2(m, att.port_index, att.mac, cfg_.gw_mac, In6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     send(att.port_index, m);
     ctr_.decap.add();
+}
+
+// LM packets for an MO that is not delivered here: unknown, held (migrate-begin) or forwarded.
+void PacketPath::core_side(uint8_t in, rte_mbuf* m, Meta& md, const Attachment* a) {
+    if (!a) return drop(m, Drop::LmUnknownMo);
+    if (a->state == AttachState::Hold) return hold(in, m, md.akey);
+    if (a->state == AttachState::Forward) return forward(m, md, *a);
+    drop(m, Drop::LmUnknownMo);  // a state this code does not know
+}
+
+// Keeps the packet as received (core: still encapsulated; access: before TTL and L2 rewrite),
+// so that its release runs it through process() like a new arrival.
+void PacketPath::hold(uint8_t in, rte_mbuf* m, const AttachKey& k) {
+    if (!hold_.hold(k, in, m, rte_rdtsc())) return drop(m, Drop::HoldFull);
+    ctr_.handover_held.add();
+}
+
+void PacketPath::release_held(const AttachKey& k) {
+    ctr_.handover_released.add(hold_.release(k, [this](uint8_t in, std::span<rte_mbuf*> pk) {
+        process(in, pk, false);
+        if (drain_) drain_(drain_ctx_);
+    }));
+}
+
+// Forwarding pointer: the MO moved to the AR at a.fwd_locator. The inner packet is
+// re-encapsulated to it with the new epoch and the F flag, through the access side's encap.
+void PacketPath::forward(rte_mbuf* m, Meta& md, const Attachment& a) {
+    if (is_unspecified6(a.fwd_locator.b.data())) return drop(m, Drop::NoLocator);  // Forward without a target
+    const bool outer6 = md.etype == RTE_ETHER_TYPE_IPV6;
+    const uint8_t* osrc = rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l3 + (outer6 ? 8 : 12));
+    const bool from_target = (a.fwd_locator.family == Family::V6) == outer6 &&
+                             std::memcmp(osrc, a.fwd_locator.b.data(), outer6 ? 16 : 4) == 0;
+    if (from_target) {
+        // The new AR sent it back to us: it thinks the MO is here, we think it is there.
+        if (md.lm_flags & wire::kFlagForwarded) return drop(m, Drop::ForwardLoop);
+    } else {
+        send_hint(m, md, a.fwd_epoch);  // the sender still uses the old locator
+    }
+    const bool in6 = md.fam == Family::V6;
+    const unsigned inner = md.inner;
+    if (!decap_ecn(m, inner, md.fam, md.outer_ecn)) return drop(m, Drop::EcnDrop);
+    // Meta now describes the inner packet as access_packet would have (encap reads l3, len,
+    // hash, key.tenant; too-big reads l4/proto only for ICMP, which kFwd never sends).
+    if (in6) {
+        auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, inner);
+        if (ip->hop_limits <= 1) return drop(m, Drop::TtlExpired);
+        md.proto = ip->proto;
+        md.l4 = uint16_t(inner + 40);
+        md.first_frag = true;
+    } else {
+        auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, inner);
+        if (ip->time_to_live <= 1) return drop(m, Drop::TtlExpired);
+        md.proto = ip->next_proto_id;
+        md.l4 = uint16_t(inner + (ip->version_ihl & 0xF) * 4u);
+        md.first_frag = (rte_be_to_cpu_16(ip->fragment_offset) & RTE_IPV4_HDR_OFFSET_MASK) == 0;
+    }
+    md.l3 = uint16_t(inner);
+    md.key.tenant_family = md.akey.tenant << 8 | uint32_t(md.fam);
+    md.hash = flow_hash(m, inner, md.fam, md.l4, md.proto, md.first_frag);
+    MappingValue v;
+    v.mo_id = md.akey.mo_id;
+    v.epoch = a.fwd_epoch;
+    v.locator = a.fwd_locator;
+    const uint8_t core = cfg_.core_index;
+    const bool out6 = a.fwd_locator.family == Family::V6;
+    if (in6) out6 ? encap<true, true, true>(core, m, md, v) : encap<true, false, true>(core, m, md, v);
+    else out6 ? encap<false, true, true>(core, m, md, v) : encap<false, false, true>(core, m, md, v);
+}
+
+// Refresh hint (docs/protocol.md, "Refresh hint"): header-only LM packet of type 1 from our
+// locator to the outer source of m, same outer family, carrying our epoch for the MO. Rate
+// limited per worker; never consumes m.
+void PacketPath::send_hint(rte_mbuf* m, const Meta& md, Epoch epoch) {
+    const bool v6 = md.etype == RTE_ETHER_TYPE_IPV6;
+    if (!nh_ok_[v6]) return ctr_.hints_unresolved.add();
+    if (!hint_limiter_.allow(rte_rdtsc())) return ctr_.hints_rate_limited.add();
+    rte_mbuf* n = rte_pktmbuf_alloc(pool_);
+    if (!n) return ctr_.drop(Drop::NoMbuf);
+    const unsigned ip_len = v6 ? wire::kIpv6Len : wire::kIpv4Len;
+    const uint16_t udp_len = uint16_t(wire::kUdpLen + wire::kLmLen);
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(n, uint16_t(RTE_ETHER_HDR_LEN + ip_len + udp_len)));
+    if (!p) {
+        rte_pktmbuf_free(n);
+        return ctr_.drop(Drop::NoMbuf);
+    }
+    const DpPort& core = cfg_.ports[cfg_.core_index];
+    const uint8_t* osrc = rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l3 + (v6 ? 8 : 12));
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
+    std::memcpy(eth->dst_addr.addr_bytes, nh_mac_[v6].b.data(), 6);
+    std::memcpy(eth->src_addr.addr_bytes, core.mac.b.data(), 6);
+    eth->ether_type = rte_cpu_to_be_16(v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
+    rte_udp_hdr* udp;
+    if (!v6) {
+        auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+        ip->version_ihl = RTE_IPV4_VHL_DEF;
+        ip->type_of_service = 0xC0;  // CS6, network control (as our ICMP errors)
+        ip->total_length = rte_cpu_to_be_16(uint16_t(wire::kIpv4Len + udp_len));
+        ip->packet_id = 0;
+        ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);  // atomic datagram (RFC 6864)
+        ip->time_to_live = 64;
+        ip->next_proto_id = IPPROTO_UDP;
+        ip->src_addr = loc4_be_;
+        std::memcpy(&ip->dst_addr, osrc, 4);
+        ip->hdr_checksum = 0;
+        ip->hdr_checksum = rte_ipv4_cksum(ip);
+        udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    } else {
+        auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+        ip->vtc_flow = rte_cpu_to_be_32(6u << 28 | 0xC0u << 20);
+        ip->payload_len = rte_cpu_to_be_16(udp_len);
+        ip->proto = IPPROTO_UDP;
+        ip->hop_limits = 64;
+        std::memcpy(ip->src_addr, cfg_.loc6.b.data(), 16);
+        std::memcpy(ip->dst_addr, osrc, 16);
+        udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    }
+    // Source port: constant per MO, so a peer's RSS keeps one MO's hints on one queue.
+    const uint64_t mo_be = rte_cpu_to_be_64(md.akey.mo_id);
+    uint32_t h = rte_hash_crc(&mo_be, 8, md.akey.tenant);
+    h ^= h >> 16;
+    udp->src_port = rte_cpu_to_be_16(uint16_t(wire::kSrcPortBase | (h & wire::kSrcPortMask)));
+    udp->dst_port = rte_cpu_to_be_16(cfg_.udp_port);
+    udp->dgram_len = rte_cpu_to_be_16(udp_len);
+    udp->dgram_cksum = 0;
+    auto* lh = reinterpret_cast<wire::LmHeader*>(udp + 1);
+    lh->ver_flags = wire::kVersion << 4;
+    lh->type = uint8_t(wire::LmType::RefreshHint);
+    lh->next_proto = 0;
+    lh->reserved0 = 0;
+    lh->set_tenant(md.akey.tenant);
+    lh->reserved1 = 0;
+    lh->mo_id_be = mo_be;
+    lh->epoch_be = rte_cpu_to_be_64(epoch);
+    if (v6 && cfg_.udp_csum_v6)
+        udp->dgram_cksum = rte_ipv6_udptcp_cksum(reinterpret_cast<rte_ipv6_hdr*>(eth + 1), udp);
+    send(cfg_.core_index, n);
+    ctr_.hints_sent.add();
 }
 
 // ---------------------------------------------------------------------------------------------

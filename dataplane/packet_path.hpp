@@ -18,6 +18,7 @@
 #include "common/counters.hpp"
 #include "common/ring_msg.hpp"
 #include "dataplane/dp_config.hpp"
+#include "dataplane/hold_buffer.hpp"
 #include "dataplane/locator_cache.hpp"
 #include "dataplane/pending.hpp"
 
@@ -26,8 +27,9 @@ namespace lm {
 inline constexpr unsigned kBurst = 32;
 inline constexpr unsigned kPrefetchAhead = 4;  // packets whose headers are prefetched ahead of use
 
-// Token bucket for generated ICMP errors (per worker, TSC based).
-class IcmpLimiter {
+// Token bucket for generated packets (ICMP errors, refresh hints), per worker, TSC based:
+// per_sec tokens a second, burst max(per_sec / 10, 1), full at start; 0 never allows.
+class TokenBucket {
 public:
     void init(uint32_t per_sec, uint64_t tsc_hz);
     bool allow(uint64_t now_tsc);
@@ -55,6 +57,22 @@ public:
         if (unsigned n = pending_.expire(now_tsc)) ctr_.drop(Drop::PendingTimeout, n);
     }
     unsigned pending_packets() const { return pending_.packets(); }
+
+    // Drops packets held (handover) longer than hold_timeout_ms.
+    void expire_hold(uint64_t now_tsc) {
+        if (unsigned n = hold_.expire(now_tsc)) ctr_.drop(Drop::HoldTimeout, n);
+    }
+    unsigned hold_packets() const { return hold_.packets(); }
+    unsigned held(TenantId t, MoId mo) const { return hold_.held(AttachKey::make(t, mo)); }
+
+    // Called between chunks of released held packets (up to hold_per_mo of them leave inside one
+    // apply(), more than the tx stage holds): the worker transmits what is staged. Without it
+    // (tests) the stage fills up and the excess is counted tx_full.
+    using Drain = void (*)(void* ctx);
+    void set_drain(Drain fn, void* ctx) {
+        drain_ = fn;
+        drain_ctx_ = ctx;
+    }
 
     // Packets staged for transmission on port index p since the last clear_staged(p).
     std::span<rte_mbuf*> staged(uint8_t p) { return {tx_[p].pkts.data(), tx_[p].n}; }
@@ -84,8 +102,15 @@ private:
     void miss(uint8_t in, rte_mbuf* m, Meta& md);
     template <bool In6>
     void finish_core(rte_mbuf* m, Meta& md, const Attachment& a);
+    void core_side(uint8_t in, rte_mbuf* m, Meta& md, const Attachment* a);
+    void hold(uint8_t in, rte_mbuf* m, const AttachKey& k);
+    void release_held(const AttachKey& k);
+    void forward(rte_mbuf* m, Meta& md, const Attachment& a);
+    void send_hint(rte_mbuf* m, const Meta& md, Epoch epoch);
 
-    template <bool In6, bool Out6>
+    // kFwd: a forwarding pointer re-encapsulates a decapsulated packet (F flag, no ICMP errors:
+    // the sender is across the tunnel; counted handover_forwarded instead of encap).
+    template <bool In6, bool Out6, bool kFwd = false>
     void encap(uint8_t in, rte_mbuf* m, Meta& md, const MappingValue& v);
     void deliver_local(rte_mbuf* m, Meta& md, uint8_t out, const MacAddr& dst);
     void forward_native(uint8_t in, rte_mbuf* m, Meta& md);
@@ -129,8 +154,12 @@ private:
     MacAddr nh_mac_[2]{};     // [0] v4, [1] v6; zero = unresolved
     bool nh_ok_[2]{};         // nh_mac_[i] is resolved (checked per packet)
     uint16_t ip_id_ = 0;
-    IcmpLimiter icmp_limiter_;
+    TokenBucket icmp_limiter_;
+    TokenBucket hint_limiter_;
     PendingBuffer pending_;
+    HoldBuffer hold_;
+    Drain drain_ = nullptr;
+    void* drain_ctx_ = nullptr;
 
     struct TxStage {
         std::array<rte_mbuf*, 2 * kBurst> pkts;

@@ -14,7 +14,12 @@ Worker::Worker(const DpConfig& cfg, const WorkerParams& p)
       attach_(fmt::format("lm_attach_{}", p.id), p.attachment_entries, p.socket),
       updates_(make_spsc_ring(fmt::format("lm_upd_{}", p.id), sizeof(UpdateMsg), kUpdateRingSize, p.socket)),
       ctrl_tx_(make_spsc_ring(fmt::format("lm_ctx_{}", p.id), sizeof(rte_mbuf*), kTxRingSize, p.socket)),
-      path_(cfg, counters_, cache_, attach_, p.pool, PacketPath::Rings{p.miss_ring, p.punt_ring}, p.id) {}
+      path_(cfg, counters_, cache_, attach_, p.pool, PacketPath::Rings{p.miss_ring, p.punt_ring}, p.id) {
+    // Held packets leave in chunks within one apply(); each chunk is sent before the next, and
+    // the queue gets a few more tries than usual: a release is a one-off burst of up to
+    // hold_per_mo packets that must not overtake later traffic nor be dropped for a full stage.
+    path_.set_drain([](void* w) { static_cast<Worker*>(w)->flush(kDrainRetries); }, this);
+}
 
 void Worker::service_rings() {
     UpdateMsg u[64];
@@ -27,7 +32,11 @@ void Worker::service_rings() {
         }
         applied = true;
     }
-    if (applied || path_.pending_packets()) path_.expire_pending(rte_rdtsc());
+    if (applied || path_.pending_packets() || path_.hold_packets()) {
+        const uint64_t now = rte_rdtsc();
+        path_.expire_pending(now);
+        path_.expire_hold(now);
+    }
 
     rte_mbuf* tx[kBurst];
     n = rte_ring_dequeue_burst_elem(ctrl_tx_.get(), tx, sizeof(rte_mbuf*), kBurst, nullptr);
@@ -43,11 +52,13 @@ void Worker::service_rings() {
     if (n) flush();
 }
 
-void Worker::flush() {
+void Worker::flush(unsigned retries) {
     for (uint8_t p = 0; p < cfg_.nb_ports; ++p) {
         auto out = path_.staged(p);
         if (out.empty()) continue;
         uint16_t sent = rte_eth_tx_burst(cfg_.ports[p].port_id, uint16_t(p_.id), out.data(), uint16_t(out.size()));
+        for (unsigned r = 0; r < retries && sent < out.size(); ++r)
+            sent += rte_eth_tx_burst(cfg_.ports[p].port_id, uint16_t(p_.id), out.data() + sent, uint16_t(out.size() - sent));
         uint64_t bytes = 0;
         for (uint16_t i = 0; i < sent; ++i) bytes += rte_pktmbuf_pkt_len(out[i]);
         auto& pc = counters_.ports[p];

@@ -47,7 +47,8 @@ public:
     uint32_t id() const { return p_.id; }
 
 private:
-    void flush();
+    static constexpr unsigned kDrainRetries = 64;  // extra tx_burst tries while releasing held packets
+    void flush(unsigned retries = 0);
 
     const DpConfig& cfg_;
     WorkerParams p_;
