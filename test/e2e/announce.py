@@ -6,9 +6,15 @@ socket (no scapy: it starts in tens of milliseconds, which matters when measurin
 Run it inside the host's namespace:
 
     announce.py --iface eth0 --mac 02:00:00:00:00:10 [--v4 192.0.2.20] [--v6 2001:db8:1::20] [--count 1] [--interval 0.05]
+                [--wait]
+
+--wait: prints "ready", then sends the announcement each time a line arrives on stdin (a
+pre-started announcer answers within ~0.1 ms, where starting Python takes tens of ms) and
+prints {"sent": time.time(), "mono": time.monotonic()} of its first frame; ends at EOF.
 """
 
 import argparse
+import json
 import socket
 import struct
 import sys
@@ -48,6 +54,7 @@ def main():
     ap.add_argument("--v6")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--interval", type=float, default=0.05)
+    ap.add_argument("--wait", action="store_true", help="send on each line read from stdin")
     a = ap.parse_args()
     mac = bytes.fromhex(a.mac.replace(":", ""))
     frames = []
@@ -57,11 +64,21 @@ def main():
         frames.append(unsolicited_na(mac, socket.inet_pton(socket.AF_INET6, a.v6)))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.bind((a.iface, 0))
-    for i in range(a.count):
-        if i:
-            time.sleep(a.interval)
-        for f in frames:
-            s.send(f)
+
+    def announce():
+        for i in range(a.count):
+            if i:
+                time.sleep(a.interval)
+            for f in frames:
+                s.send(f)
+    if not a.wait:
+        announce()
+        return 0
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        t = {"sent": time.time(), "mono": time.monotonic()}
+        announce()
+        print(json.dumps(t), flush=True)
     return 0
 
 

@@ -67,6 +67,15 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 PY = "/usr/bin/python3"   # Debian's python3 (the helpers need only its standard library)
 DEFAULT_ROUTER = os.environ.get("LM_ROUTER", os.path.join(REPO, "build", "lm-router"))
 DPDK_RUN = "/var/run/dpdk"
+# Real-time priority (SCHED_FIFO) for the WAN relay and the fast UDP sender: both sleep between
+# frames (a few % of a core) and must not wait behind builds on the shared cores. LM_E2E_RT=0: off.
+RT_PRIO = int(os.environ.get("LM_E2E_RT", "20") or 0)
+
+
+def tool_path(name: str, env: str, router: Optional[str] = None) -> str:
+    """A binary built with the router (lmctl, lm-wanrelay, lm-udpstream...): $env, else next to
+    the router binary (the build directory)."""
+    return os.environ.get(env) or os.path.join(os.path.dirname(os.path.abspath(router or DEFAULT_ROUTER)), name)
 NS_RE = re.compile(r"^lm(\d+)x([0-9a-z]{4})-")
 
 GW4 = "192.0.2.1"
@@ -386,7 +395,7 @@ class Proc:
     """A process started by the test bed (usually inside a namespace), with its output in files."""
 
     def __init__(self, tb: "Testbed", name: str, argv: list[str], ns: Optional[str] = None,
-                 stdout_pipe: bool = False):
+                 stdout_pipe: bool = False, stdin_pipe: bool = False):
         self.name = name
         self.argv = (["ip", "netns", "exec", ns] if ns else []) + argv
         self.out_path = os.path.join(tb.tmp, f"{name}.out")
@@ -396,9 +405,9 @@ class Proc:
         vlog("& " + " ".join(self.argv))
         # Own session: a Ctrl-C on the terminal reaches the test only; the test bed stops its
         # processes itself, in order (routers get SIGTERM and print their final counters).
-        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+        self.p = subprocess.Popen(self.argv, stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE if stdout_pipe else self._out,
-                                  stderr=self._err, start_new_session=True)
+                                  stderr=self._err, start_new_session=True, text=True, bufsize=1)
         self.pid = self.p.pid
         tb._procs.append(self)
 
@@ -406,6 +415,12 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 5.0) -> Optional[int]:
+        for f in (self.p.stdin, self.p.stdout):
+            if f is not None and not f.closed:
+                try:
+                    f.close()
+                except OSError:
+                    pass
         if self.p.poll() is None:
             try:
                 self.p.send_signal(sig)
@@ -475,6 +490,35 @@ class Router(Proc):
         finally:
             s.close()
         return reply.get(cmd.split(",")[0])
+
+
+class LineProc(Proc):
+    """A helper that takes one command per line on stdin and answers with lines on stdout
+    (linkmover.py, announce.py --wait): started ahead of time so a step costs no process start."""
+
+    def __init__(self, tb: "Testbed", name: str, argv: list[str], ns: Optional[str] = None, ready: str = "ready"):
+        super().__init__(tb, name, argv, ns=ns, stdout_pipe=True, stdin_pipe=True)
+        line = self.readline(10)
+        if line.strip() != ready:
+            raise TestbedError(f"{name} did not start ({line!r}): {self.stderr()[-500:]}")
+
+    def readline(self, timeout: float) -> str:
+        import select
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        if not r:
+            raise TestbedError(f"{self.name}: no answer within {timeout} s: {self.stderr()[-500:]}")
+        line = self.p.stdout.readline()
+        if not line:
+            raise TestbedError(f"{self.name} exited ({self.p.poll()}): {self.stderr()[-500:]}")
+        return line
+
+    def send(self, line: str) -> None:
+        self.p.stdin.write(line.rstrip("\n") + "\n")
+        self.p.stdin.flush()
+
+    def ask(self, line: str, timeout: float = 10) -> dict:
+        self.send(line)
+        return json.loads(self.readline(timeout))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,6 +666,9 @@ class Testbed:
         self._procs: list[Proc] = []
         self.routers: dict[str, Router] = {}
         self.relay: Optional[Proc] = None
+        self.relay_impl = ""
+        self._mover: Optional[LineProc] = None
+        self._announcers: dict[str, LineProc] = {}
         self._namespaces: list[str] = []
         self._up = False
         self._down = False
@@ -764,7 +811,9 @@ class Testbed:
                 self._veth("wan", f"s{s.index}b", "wan", f"s{s.index}r", s.core_mtu, mac_b=s.wan_mac)
                 for dev in (f"s{s.index}a", f"s{s.index}b"):
                     self._no_ipv6("wan", dev)
-                    self.ip("wan", "link", "set", dev, "promisc", "on")
+                    # relay ports only: no ARP, or the wan ns's kernel answers the AR's ARP request
+                    # for the wan address on s<S>a itself (weak host model), undelayed
+                    self.ip("wan", "link", "set", dev, "promisc", "on", "arp", "off")
                 for dev in (f"s{s.index}b", f"s{s.index}r"):
                     self._no_offload("wan", dev)
                     self.ip("wan", "link", "set", dev, "up")
@@ -790,7 +839,7 @@ class Testbed:
                 self.ip("wan", "link", "set", s.mgmt_if, "master", "brm")
                 if s.relayed:
                     for dev in (f"m{s.index}a", f"m{s.index}b"):
-                        self.ip("wan", "link", "set", dev, "promisc", "on")
+                        self.ip("wan", "link", "set", dev, "promisc", "on", "arp", "off")
 
         for h in self.hosts:
             s = self.site(h.site)
@@ -824,7 +873,13 @@ class Testbed:
                 links.append(f"{kind}{s.index}a,{kind}{s.index}b,0,{s.delay_ms},0,{s.loss_pct}")
         if not links:
             return
-        argv = [PY, os.path.join(HERE, "wanrelay.py")]
+        fast = tool_path("lm-wanrelay", "LM_WANRELAY", self.router)
+        if os.access(fast, os.X_OK) and os.environ.get("LM_E2E_PY_RELAY", "") in ("", "0"):
+            argv = [fast] + (["--rt", str(RT_PRIO)] if RT_PRIO else [])
+            self.relay_impl = "lm-wanrelay"
+        else:
+            argv = [PY, os.path.join(HERE, "wanrelay.py")]
+            self.relay_impl = "wanrelay.py"
         for l in links:
             argv += ["--link", l]
         self.relay = self.spawn("wan", argv, name="wanrelay")
@@ -1071,6 +1126,42 @@ class Testbed:
             argv += ["--v6", h.v6]
         self.run(h.name, argv, timeout=30)
 
+    def prepare_move(self, host: str, announce_count: int = 1, announce_interval: float = 0.05) -> None:
+        """Start the helpers a timed move uses (once): linkmover.py in the fabric ns and an
+        announcer (announce.py --wait) in the host's ns, so that move_host() starts no process."""
+        if self._mover is None or not self._mover.alive():
+            self._mover = LineProc(self, "linkmover", [PY, os.path.join(HERE, "linkmover.py")], ns=self.ns("fab"))
+        a = self._announcers.get(host)
+        if a is None or not a.alive():
+            h = self.host(host)
+            argv = [PY, os.path.join(HERE, "announce.py"), "--iface", "eth0", "--mac", h.mac, "--count",
+                    str(announce_count), "--interval", str(announce_interval), "--wait"]
+            if h.v4:
+                argv += ["--v4", h.v4]
+            if h.v6:
+                argv += ["--v6", h.v6]
+            self._announcers[host] = LineProc(self, f"announcer-{host}", argv, ns=self.ns(h.name))
+
+    def move_host(self, host: str, site: str, detach_ms: float = 0, announce: bool = True) -> dict:
+        """A timed migration of a host's link (what a hypervisor's stop-and-copy looks like from
+        the network): its fabric-side veth leaves its bridge, detach_ms pass, it joins the bridge
+        of `site` (same tenant), then (announce=True) the host sends a gratuitous ARP and an
+        unsolicited NA. Inside the fabric ns, by rtnetlink: the host's eth0 stays up (no carrier
+        loss, no DAD). Returns the time of each step right after the kernel did it, as
+        {"leave": {"mono", "real"}, "join": {...}, "announce": {...}, "detached_ms": X}
+        (mono = time.monotonic(), real = time.time(), the clock of kernel packet timestamps)."""
+        h = self.host(host)
+        s = self.site(site)
+        self.prepare_move(host)
+        r = self._mover.ask(f"move {h.peer} {s.bridge(h.tenant)} {detach_ms}", timeout=10 + detach_ms / 1000)
+        if not r.get("ok"):
+            raise TestbedError(f"move {host} -> {site}: {r.get('error')}")
+        h.at = s.name
+        if announce:
+            a = self._announcers[host].ask("announce", timeout=10)
+            r["announce"] = {"mono": a["mono"], "real": a["sent"]}
+        return r
+
     def carrier_changes(self, host: str) -> int:
         r = self.run(host, ["cat", "/sys/class/net/eth0/carrier_changes"])
         return int(r.stdout.strip())
@@ -1091,8 +1182,10 @@ class Testbed:
         return parse_ping(r.stdout + r.stderr, r.returncode)
 
     def udp_stream(self, src: str, dst: str, dst_addr: str, port: int, count: int = 200, rate: float = 200,
-                   size: int = 200, idle: float = 1.0) -> "UdpStream":
-        return UdpStream(self, src, dst, dst_addr, port, count, rate, size, idle)
+                   size: int = 200, idle: float = 1.0, fast: bool = False) -> "UdpStream":
+        """fast=True: lm-udpstream (C++: paced to the microsecond, kernel receive timestamps, the
+        largest gaps with their times) instead of udpstream.py; needed from ~1,000 datagrams/s."""
+        return UdpStream(self, src, dst, dst_addr, port, count, rate, size, idle, fast)
 
     def iperf_server(self, host: str, port: int = 5201) -> Proc:
         p = self.spawn(host, ["iperf3", "-s", "-p", str(port)], name=f"iperf3-s-{host}-{port}")
@@ -1147,16 +1240,24 @@ class UdpStream:
     receiver started first; results from udpstream.py (lost / reordered / duplicates / gaps)."""
 
     def __init__(self, tb: Testbed, src: str, dst: str, dst_addr: str, port: int, count: int, rate: float,
-                 size: int, idle: float):
+                 size: int, idle: float, fast: bool = False):
         self.tb, self.src, self.dst, self.dst_addr, self.port = tb, src, dst, dst_addr, port
         self.count, self.rate = count, rate
-        script = os.path.join(HERE, "udpstream.py")
+        if fast:
+            prog = tool_path("lm-udpstream", "LM_UDPSTREAM", tb.router)
+            if not os.access(prog, os.X_OK):
+                raise TestbedError(f"{prog} not built (ninja -C <build> lm-udpstream)")
+            cmd = [prog]
+            tx_pre = ["chrt", "-f", str(RT_PRIO)] if RT_PRIO and shutil.which("chrt") else []
+        else:
+            cmd = [PY, os.path.join(HERE, "udpstream.py")]
+            tx_pre = []
         timeout = count / rate + 10 + idle
-        self.rx = tb.spawn(dst, [PY, script, "recv", "--port", str(port), "--count", str(count),
-                                 "--idle", str(idle), "--timeout", str(timeout)], name=f"udprx-{dst}-{port}")
+        self.rx = tb.spawn(dst, cmd + ["recv", "--port", str(port), "--count", str(count),
+                                       "--idle", str(idle), "--timeout", str(timeout)], name=f"udprx-{dst}-{port}")
         wait_for(lambda: "ready" in self.rx.stdout() or not self.rx.alive(), 10, what=f"udp receiver in {dst}")
-        self.tx = tb.spawn(src, [PY, script, "send", "--dst", dst_addr, "--port", str(port), "--count", str(count),
-                                 "--rate", str(rate), "--size", str(size)], name=f"udptx-{src}-{port}")
+        self.tx = tb.spawn(src, tx_pre + cmd + ["send", "--dst", dst_addr, "--port", str(port), "--count", str(count),
+                                                "--rate", str(rate), "--size", str(size)], name=f"udptx-{src}-{port}")
 
     def result(self, timeout: Optional[float] = None) -> dict:
         timeout = timeout or self.count / self.rate + 20
@@ -1172,6 +1273,69 @@ class UdpStream:
         except (ValueError, IndexError):
             out["rx"] = {"error": self.rx.stderr()[-300:]}
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LM directory (DHT) on the management network
+# ---------------------------------------------------------------------------------------------
+
+def ca_cert(d: str) -> Optional[str]:
+    if os.path.exists(os.path.join(d, "ca.crt")):
+        return "ca.crt"
+    import glob
+    c = [os.path.basename(p) for p in glob.glob(os.path.join(d, "*.crt")) if "ca" in os.path.basename(p)]
+    return c[0] if len(c) == 1 else None
+
+
+def make_pki(d: str, names: list[str], router: Optional[str] = None) -> str:
+    """Domain CA + one identity per name (<name>.key/.crt) in d with `lmctl pki init/issue`
+    (fallback: dht-rogue-publisher --pki-init/--pki-issue, same dht/pki.hpp code). Returns the tool."""
+    import glob
+    os.makedirs(d, exist_ok=True)
+    lmctl = tool_path("lmctl", "LM_LMCTL", router)
+    try:
+        if os.access(lmctl, os.X_OK):
+            sh([lmctl, "pki", "init", "--dir", d], timeout=60)
+            for n in names:
+                sh([lmctl, "pki", "issue", "--dir", d, "--name", n], timeout=60)
+            if ca_cert(d) and all(os.path.exists(os.path.join(d, f"{n}.key")) for n in names):
+                return "lmctl"
+    except (TestbedError, subprocess.SubprocessError):
+        pass
+    for f in glob.glob(os.path.join(d, "*")):
+        os.remove(f)
+    rogue = tool_path("dht-rogue-publisher", "LM_DHT_ROGUE", router)
+    sh([rogue, "--pki-init", d], timeout=60)
+    for n in names:
+        sh([rogue, "--pki-issue", d, "--name", n], timeout=60)
+    return "dht-rogue-publisher"
+
+
+def use_dht(tb: "Testbed", port: int = 4222, extra: Optional[dict] = None, static_mappings: bool = False) -> str:
+    """Before tb.up(): every AR runs its DHT node on its management address (v4, port), bootstraps
+    to the others, with an identity from one domain CA made in tb.tmp/pki; no static mappings
+    (static_mappings=False: every remote EID is resolved). `extra` is merged into each dht
+    section (e.g. negative_ttl_ms). Returns the tool that made the PKI."""
+    pki = os.path.join(tb.tmp, "pki")
+    made_by = make_pki(pki, [s.ar for s in tb.sites], tb.router)
+    ca = ca_cert(pki)
+    for s in tb.sites:
+        others = [o for o in tb.sites if o is not s]
+        dht = {"port": port, "bind4": s.mgmt4, "bootstrap": [f"{o.mgmt4}:{port}" for o in others],
+               "ca_cert": f"pki/{ca}", "identity_key": f"pki/{s.ar}.key", "identity_cert": f"pki/{s.ar}.crt"}
+        dht.update(extra or {})
+        add = {"dht": dht}
+        if not static_mappings:
+            add["static_mappings"] = []
+        s.config = deep_merge(s.config, add)
+    return made_by
+
+
+def dht_ready(tb: "Testbed", timeout: float = 15) -> None:
+    """Wait until every AR's DHT node knows all the others."""
+    n = len(tb.sites) - 1
+    wait_for(lambda: all((r.telemetry("/lm/dht") or {}).get("known_nodes", 0) >= n for r in tb.routers.values()),
+             timeout, 0.1, f"every DHT node to know the {n} other(s)")
 
 
 # ---------------------------------------------------------------------------------------------
