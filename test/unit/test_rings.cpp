@@ -164,13 +164,15 @@ TEST_CASE("static state is pushed at start", "[rings]") {
     b.cfg = c;  // ControlPlane keeps a reference to b.cfg
     b.cp->start();
     auto got = Bed::take(b.upd0.get());
+    // The mapping first, then the attachment (packets released from a hold see the mapping).
     REQUIRE(got.size() == 2);
-    CHECK(got[0].op == UpdateOp::UpsertAttachment);
-    CHECK(got[0].mo_id == 9);
-    CHECK(got[0].port_index == 0);
-    CHECK(got[1].op == UpdateOp::UpsertMapping);
-    CHECK((got[1].value.flags & MappingValue::kLocal));
-    CHECK(got[1].value.mac == a.mac);
+    CHECK(got[0].op == UpdateOp::UpsertMapping);
+    CHECK((got[0].value.flags & MappingValue::kLocal));
+    CHECK(got[0].value.mac == a.mac);
+    CHECK(got[1].op == UpdateOp::UpsertAttachment);
+    CHECK(got[1].mo_id == 9);
+    CHECK(got[1].port_index == 0);
+    CHECK(got[1].state == AttachState::Deliver);
 }
 
 TEST_CASE("the core next hop is probed by ARP and learned from the reply", "[rings][neighbor]") {
