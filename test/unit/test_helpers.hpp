@@ -493,6 +493,32 @@ public:
         u.mac = m;
         pp->apply(u);
     }
+    // An attachment with its handover state (Deliver / Hold / Forward), as the control lcore sends it.
+    void attach_state(TenantId t, MoId mo, uint8_t port, const MacAddr& m, AttachState st, Epoch ep = 0,
+                      Epoch fwd_ep = 0, const IpAddr& fwd = IpAddr{}) {
+        UpdateMsg u;
+        u.op = UpdateOp::UpsertAttachment;
+        u.tenant = t;
+        u.mo_id = mo;
+        u.port_index = port;
+        u.mac = m;
+        u.state = st;
+        u.epoch = ep;
+        u.fwd_epoch = fwd_ep;
+        u.fwd_locator = fwd;
+        pp->apply(u);
+    }
+    // A local mapping with kHold (migrate-begin: local traffic to the MO waits too).
+    void map_local_hold(TenantId t, const IpAddr& eid, MoId mo, uint8_t port, const MacAddr& m) {
+        UpdateMsg u;
+        u.op = UpdateOp::UpsertMapping;
+        u.key = EidKey::make(t, eid);
+        u.value.mo_id = mo;
+        u.value.flags = MappingValue::kLocal | MappingValue::kHold;
+        u.value.port_index = port;
+        u.value.mac = m;
+        pp->apply(u);
+    }
     void detach_mo(TenantId t, MoId mo) {
         UpdateMsg u;
         u.op = UpdateOp::DeleteAttachment;
@@ -544,9 +570,27 @@ public:
         for (uint8_t p = 0; p < kMaxPorts; ++p) n += pp->staged(p).size();
         return n;
     }
-    // Copies out and frees what is staged on port p.
+    // Released held packets leave in chunks inside one apply(): like the worker, transmit
+    // (here: copy out and free) between chunks, so the 64-packet tx stage never overflows.
+    void enable_drain() {
+        pp->set_drain(
+            [](void* ctx) {
+                auto* f = static_cast<Fixture*>(ctx);
+                for (uint8_t p = 0; p < kMaxPorts; ++p) {
+                    for (rte_mbuf* m : f->pp->staged(p)) {
+                        f->drained_[p].push_back(bytes(m));
+                        rte_pktmbuf_free(m);
+                    }
+                    f->pp->clear_staged(p);
+                }
+            },
+            this);
+    }
+
+    // Copies out and frees what is staged on port p (after what a drain already took).
     std::vector<Bytes> take(uint8_t p) {
-        std::vector<Bytes> out;
+        std::vector<Bytes> out = std::move(drained_[p]);
+        drained_[p].clear();
         for (rte_mbuf* m : pp->staged(p)) {
             out.push_back(bytes(m));
             rte_pktmbuf_free(m);
@@ -621,6 +665,9 @@ public:
         for (auto& p : ctr.ports) n += p.rx_packets.get();
         return n;
     }
+
+private:
+    std::array<std::vector<Bytes>, kMaxPorts> drained_;
 };
 
 inline std::string drop_name(Drop d) { return std::string(kDropNames[size_t(d)]); }

@@ -366,10 +366,20 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
         c.mss_v4 = 1300;
         c.mss_v6 = 1280;
         c.icmp_rate = 1000;
+        c.hold_packets = 48;  // small: the bounds are reached too
+        c.hold_per_mo = 16;
+        c.hint_rate = 1000;
     });
+    f.enable_drain();
     setup(f);
     f.attach_mo(1, 0x31, kAccV, kMo2Mac);
     f.map_local(1, ip("192.0.2.40"), 0x40, kAcc1, kMo2Mac);
+    // Handover states: 0x32 leaving (Hold, local traffic to it held too), 0x33 moved away
+    // (Forward), 0x34 attached with an epoch newer than the senders' (refresh hints).
+    f.attach_state(1, 0x32, kAcc1, kMo2Mac, AttachState::Hold);
+    f.map_local_hold(1, ip("192.0.2.42"), 0x32, kAcc1, kMo2Mac);
+    f.attach_state(1, 0x33, kAcc0, kMoMac, AttachState::Forward, 0, 0x0000018F00030000ull, ip("2001:db8:ff::3"));
+    f.attach_state(1, 0x34, kAcc0, kMoMac, AttachState::Deliver, 0x0000018F00030000ull);
 
     const IpAddr snm = ip("ff02::1:ff00:1");
     Bytes target(16);
@@ -388,6 +398,15 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
     ce.tos = 0x03;
     LmFrame vl = lm4(inner4(), 4);
     vl.lm.mo = 0x31;
+    LmFrame hold = lm6(inner4(), 4);
+    hold.lm.mo = 0x32;
+    LmFrame fwd = lm4(inner6(), 41);
+    fwd.lm.mo = 0x33;
+    LmFrame stale = lm4(inner4(), 4);
+    stale.lm.mo = 0x34;
+    LmFrame move = lm4(pattern(60), 0);
+    move.lm.type = 2;
+    Bytes rarp = arp(3, kMoMac, IpAddr{}, kMoMac, IpAddr{});
 
     const std::vector<Bytes> access = {
         acc4(),
@@ -406,6 +425,8 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
         from_host(udp4_pkt(kHost4, kNative4, 1, 2, 1460)),          // too big after encap? native: fits
         from_host(udp4_pkt(kHost4, kRemote4, 1, 2, 1460)),          // too big after encap, DF
         from_host(ipv6(V6{kHost6, kRemote6, 0, 0, 0, 64}, Bytes{17, 0, 1, 4, 0, 0, 0, 0} + udp(kHost6, kRemote6, 1, 2, pattern(20)))),
+        from_host(udp4_pkt(kHost4, ip("192.0.2.42"), 1, 2, 30)),  // local, held (kHold)
+        eth(kBcast, kMoMac, 0x8035, rarp),
     };
     const std::vector<Bytes> vlan = {
         from_host(udp4_pkt(kHost4, kRemote4, 1000, 2000, 64), kVlan),
@@ -421,15 +442,24 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
         lm_frame(hint),
         lm_frame(ce),
         lm_frame(vl),
+        lm_frame(hold),
+        lm_frame(fwd),
+        lm_frame(stale),
+        lm_frame(move),
         eth(kBcast, kNh4, 0x0806, arp(1, kNh4, kPeer4, MacAddr{}, kLoc4)),
         eth(mac("33:33:ff:00:00:01"), kNh6, 0x86DD,
             ipv6(V6{kPeer6, lsnm, 58, 0, 0, 255}, icmp6(kPeer6, lsnm, 135, 0, 0, ltarget))),
     };
     // Sanity: the unmutated seeds reach the fast path (so mutations start from valid packets).
     for (auto& s : core) f.run(kCore, s);
-    REQUIRE(f.ctr.decap.get() == 7);
+    REQUIRE(f.ctr.decap.get() == 8);
+    REQUIRE(f.ctr.handover_held.get() == 1);
+    REQUIRE(f.ctr.handover_forwarded.get() == 1);
+    REQUIRE(f.ctr.hints_sent.get() == 2);  // stale sender; sender to a moved MO
     REQUIRE(f.drops_total() == 0);
     f.discard();
+    const uint64_t icmp0 = f.ctr.icmp_sent.get(), hints0 = f.ctr.hints_sent.get();
+    const unsigned held0 = f.pp->hold_packets();
 
     std::mt19937 rng(20240611);
     auto rnd = [&](size_t n) { return size_t(rng() % n); };
@@ -481,14 +511,16 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
         f.take_misses();
         const uint64_t dropped = f.drops_total() - f.drop(Drop::IcmpRateLimited) - f.drop(Drop::NoMbuf);
         const uint64_t rx = f.rx_total() - rx0;
-        // Every received packet is staged, dropped (once) or punted; generated ICMP errors are
-        // the only staged packets that were not received.
-        if (rx != staged - f.ctr.icmp_sent.get() + dropped + punted) {
-            INFO("after " << sent << " packets: rx " << rx << " staged " << staged << " icmp " << f.ctr.icmp_sent.get()
-                          << " dropped " << dropped << " punted " << punted);
+        const uint64_t generated = f.ctr.icmp_sent.get() - icmp0 + f.ctr.hints_sent.get() - hints0;
+        const uint64_t held_now = f.pp->hold_packets() - held0;
+        // Every received packet is staged, dropped (once), punted or held; generated ICMP errors
+        // and refresh hints are the only staged packets that were not received.
+        if (rx != staged - generated + dropped + punted + held_now) {
+            INFO("after " << sent << " packets: rx " << rx << " staged " << staged << " generated " << generated
+                          << " dropped " << dropped << " punted " << punted << " held " << held_now);
             REQUIRE(false);
         }
-        if (f.in_use() != 0) {
+        if (f.in_use() != int(f.pp->hold_packets())) {
             INFO("mbufs in use after draining: " << f.in_use());
             REQUIRE(false);
         }
@@ -508,5 +540,19 @@ TEST_CASE("random mutations: no crash, every packet accounted for", "[malformed]
     REQUIRE(f.ctr.mss_clamped.get() > 50);
     REQUIRE(f.drop(Drop::LmBadHeader) > 50);
     REQUIRE(f.drop(Drop::BadIpHeader) > 500);
+    REQUIRE(f.ctr.handover_held.get() == 16);  // one MO in Hold: its per-MO bound
+    REQUIRE(f.drop(Drop::HoldFull) > 50);
+    REQUIRE(f.ctr.handover_forwarded.get() > 100);
+    REQUIRE(f.ctr.hints_sent.get() > 10);
+    // The MO stays after all: everything held goes through the path again and is accounted for.
+    const unsigned held = f.pp->hold_packets();
+    REQUIRE(held > 0);
+    const uint64_t before = f.drops_total() + f.ctr.decap.get() + f.ctr.local.get() + f.ctr.handover_forwarded.get();
+    f.map_local(1, ip("192.0.2.42"), 0x32, kAcc1, kMo2Mac);
+    f.attach_state(1, 0x32, kAcc1, kMo2Mac, AttachState::Deliver);
+    REQUIRE(f.ctr.handover_released.get() == held);
+    REQUIRE(f.pp->hold_packets() == 0);
+    REQUIRE(f.drops_total() + f.ctr.decap.get() + f.ctr.local.get() + f.ctr.handover_forwarded.get() - before == held);
+    f.discard();
     REQUIRE(f.in_use() == 0);
 }
