@@ -587,6 +587,32 @@ TEST_CASE("handover: a stale sender gets a refresh hint (exact bytes) and the pa
     REQUIRE(f.in_use() == 0);
 }
 
+TEST_CASE("handover: protocol.md's refresh hint example, byte for byte", "[handover][hint]") {
+    Fixture f([](DpConfig& c) {
+        c.udp_port = 4341;
+        c.ports[kCore].mac = mac("02:00:00:00:01:01");
+    });
+    f.set_next_hop(Family::V4, mac("02:00:00:00:00:fe"));
+    f.attach_state(1, 0x30, kAcc0, kMoMac, AttachState::Deliver, 0x0000018F00010000ull);
+    LmFrame lf = to_mo(in4(1), false, kOld);
+    lf.dport = 4341;
+    Bytes fr = lm_frame(lf);
+    std::memcpy(fr.data(), "\x02\x00\x00\x00\x01\x01", 6);  // to the core MAC of this config
+    f.run(kCore, fr);
+    REQUIRE(f.take(kAcc0).size() == 1);
+    auto o = f.take(kCore);
+    REQUIRE(o.size() == 1);
+    const Bytes doc = {
+        0x02, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x08, 0x00, 0x45, 0xc0,
+        0x00, 0x34, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xe5, 0x8e, 0xc6, 0x33, 0x64, 0x01, 0xc6, 0x33,
+        0x64, 0x02, 0xcd, 0x49, 0x10, 0xf5, 0x00, 0x20, 0x00, 0x00, 0x10, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x00, 0x00, 0x01, 0x8f, 0x00, 0x01,
+        0x00, 0x00,
+    };
+    REQUIRE(o[0] == doc);
+    REQUIRE(f.in_use() == 0);
+}
+
 TEST_CASE("handover: refresh hints are rate limited (burst = rate / 10), delivery is not", "[handover][hint]") {
     Fixture f([](DpConfig& c) { c.hint_rate = 30; });  // burst 3
     f.attach_state(1, kMo, kAcc0, kMoMac, AttachState::Deliver, kNew);
