@@ -780,3 +780,126 @@ TEST_CASE("HoldBuffer: a release that re-holds (still Hold after re-processing) 
     REQUIRE(hb.expire(0, true) == 40);
     REQUIRE(f.in_use() == 0);
 }
+
+// =============================================================================================
+// The worker loop: a release larger than the tx stage leaves whole (drained between chunks),
+// and service_rings() expires held packets.
+
+#include <rte_eth_ring.h>
+
+#include "common/config.hpp"
+#include "dataplane/ports.hpp"
+#include "dataplane/worker.hpp"
+
+TEST_CASE("handover in a worker: 200 held packets forwarded in one update, expiry by service_rings", "[handover][worker]") {
+    static int seq = 0;
+    const std::string tag = "wh" + std::to_string(seq++);
+    RingPtr rx[2], tx[2];
+    uint16_t ids[2];
+    std::string devs[2];
+    for (int i = 0; i < 2; ++i) {
+        const std::string n = tag + (i ? "core" : "acc");
+        rx[i].reset(rte_ring_create((n + "_rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
+        tx[i].reset(rte_ring_create((n + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
+        rte_ring* r = rx[i].get();
+        rte_ring* t = tx[i].get();
+        const int id = rte_eth_from_rings(n.c_str(), &r, 1, &t, 1, 0);
+        REQUIRE(id >= 0);
+        char dev[RTE_ETH_NAME_MAX_LEN];
+        REQUIRE(rte_eth_dev_get_name_by_port(uint16_t(id), dev) == 0);
+        devs[i] = dev;
+    }
+    Config cfg = load_config_string(R"(
+router: { udp_port: 5555 }
+locators: { v4: 198.51.100.1 }
+gateway: { ipv4: 192.0.2.1, mac: 00:00:5e:00:01:01 }
+ports:
+  - { name: access0, device: )" + devs[0] + R"(, role: access, tenant: 1 }
+  - { name: core0, device: )" + devs[1] + R"(, role: core, mac: 02:00:00:00:0c:00 }
+core: { next_hop: { ipv4: 198.51.100.254, mac: 02:00:00:00:ee:04 } }
+mobile_prefixes: [192.0.2.0/24]
+peer_prefixes: [198.51.100.0/24]
+handover: { hold_packets: 512, hold_per_mo: 512, hold_timeout_ms: 300, hint_rate_per_sec: 0 }
+)");
+    MempoolPtr pool = make_pktmbuf_pool(tag + "pool", 2047, 0);
+    const unsigned in_use0 = 2047 - rte_mempool_avail_count(pool.get());
+    std::vector<uint16_t> port_ids;
+    std::vector<MacAddr> macs;
+    for (auto& pc : cfg.ports) {
+        auto op = open_port(pc, 1, pool.get());
+        port_ids.push_back(op.port_id);
+        macs.push_back(op.mac);
+    }
+    ids[0] = port_ids[0];
+    ids[1] = port_ids[1];
+    {
+        DpConfig dp = make_dp_config(cfg, port_ids, macs);
+        WorkerParams p;
+        p.pool = pool.get();
+        p.cache_entries = 256;
+        p.attachment_entries = 64;
+        Worker w(dp, p);
+        auto push = [&](UpdateMsg u) { REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &u, sizeof u) == 0); };
+        UpdateMsg nh{};
+        nh.op = UpdateOp::SetNextHop;
+        nh.family = Family::V4;
+        nh.mac = kNh4;
+        push(nh);
+        UpdateMsg at{};
+        at.op = UpdateOp::UpsertAttachment;
+        at.tenant = 1;
+        at.mo_id = kMo;
+        at.mac = kMoMac;
+        at.state = AttachState::Hold;
+        push(at);
+        w.service_rings();
+        auto feed = [&](uint16_t first, unsigned n) {
+            for (unsigned i = 0; i < n; ++i) {
+                const Bytes b = lm_frame(to_mo(in4(uint16_t(first + i))));
+                rte_mbuf* m = rte_pktmbuf_alloc(pool.get());
+                REQUIRE(m);
+                std::memcpy(rte_pktmbuf_append(m, uint16_t(b.size())), b.data(), b.size());
+                REQUIRE(rte_ring_enqueue(rx[1].get(), m) == 0);
+                if (rte_ring_count(rx[1].get()) == 200) w.poll_once();
+            }
+            while (w.poll_once()) {
+            }
+        };
+        feed(0, 200);
+        REQUIRE(w.counters().handover_held.get() == 200);
+        REQUIRE(rte_ring_count(tx[1].get()) == 0);
+
+        at.state = AttachState::Forward;
+        at.fwd_epoch = kNew;
+        at.fwd_locator = kNewAr4;
+        push(at);
+        w.service_rings();
+        CHECK(w.counters().handover_released.get() == 200);
+        CHECK(w.counters().handover_forwarded.get() == 200);
+        CHECK(w.counters().dropped(Drop::TxFull) == 0);
+        CHECK(w.counters().ports[1].tx_packets.get() == 200);
+        REQUIRE(rte_ring_count(tx[1].get()) == 200);
+        void* obj;
+        for (uint16_t i = 0; rte_ring_dequeue(tx[1].get(), &obj) == 0; ++i) {
+            rte_mbuf* m = static_cast<rte_mbuf*>(obj);
+            INFO("packet " << i);
+            CHECK(Fixture::bytes(m) == fwd_frame(in4(i), kNewAr4, 1, kMo, kNew));
+            rte_pktmbuf_free(m);
+        }
+
+        // Back to Hold (the MO comes back and leaves again): 3 packets, dropped after 300 ms.
+        at.state = AttachState::Hold;
+        push(at);
+        w.service_rings();
+        feed(1000, 3);
+        REQUIRE(w.path().hold_packets() == 3);
+        w.service_rings();
+        CHECK(w.counters().dropped(Drop::HoldTimeout) == 0);
+        rte_delay_ms(350);
+        w.service_rings();
+        CHECK(w.counters().dropped(Drop::HoldTimeout) == 3);
+        CHECK(w.path().hold_packets() == 0);
+    }
+    for (auto id : ids) close_port(id);
+    CHECK(2047 - rte_mempool_avail_count(pool.get()) == in_use0);
+}
