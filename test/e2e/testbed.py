@@ -648,7 +648,7 @@ class Testbed:
     def __init__(self, sites: list[Site], hosts: list[Host], router: str = DEFAULT_ROUTER,
                  workers: int = 1, idle_backoff_us: int = 100, log_level: str = "info",
                  mobile_prefixes: Optional[list] = None, mgmt: bool = True, keep_tmp: bool = False,
-                 mem_mb: int = 128, name: str = "tb"):
+                 mem_mb: int = 128, name: str = "tb", af_packet_frames: int = 4096):
         install_cleanup_handlers()
         self.sites = sites
         self.hosts = hosts
@@ -660,6 +660,10 @@ class Testbed:
         self.mgmt = mgmt
         self.keep_tmp = keep_tmp or os.environ.get("LM_E2E_KEEP", "") not in ("", "0")
         self.mem_mb = mem_mb
+        # AF_PACKET ring of each router port, in frames (the PMD's default is 512): like a NIC's
+        # descriptor ring, it must absorb a burst (e.g. an old AR releasing ~1,000 held packets at
+        # once) while the worker, sharing a core, is not polling. 0: the PMD's default.
+        self.af_packet_frames = af_packet_frames
         rand = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(4))
         self.prefix = f"lm{os.getpid()}x{rand}-"
         self.tmp = tempfile.mkdtemp(prefix=f"{self.prefix}{name}-")
@@ -952,6 +956,8 @@ class Testbed:
             for i, p in enumerate(cfg["ports"]):
                 dev = f"acc{p['tenant']}" if p["role"] == "access" else "core0"
                 qp = f",qpairs={self.workers}" if self.workers > 1 else ""
+                if self.af_packet_frames:
+                    qp += f",framecnt={self.af_packet_frames}"
                 argv += ["--vdev", f"{p['device']},iface={dev}{qp}"]
             argv += ["--", "--config", path]
             self.routers[s.ar] = Router(self, s, argv, fp, path)

@@ -10,8 +10,9 @@
 //       timeout, or SIGTERM/SIGINT. Prints one JSON line: received, expected, lost, duplicates,
 //       reordered, missing ranges, max_gap_ms / max_gap_after_seq, the K largest gaps
 //       ("gaps": [[start CLOCK_REALTIME s, ms, after seq], ...], time order), one-way latency
-//       (kernel rx time - send time in the payload: same clock, same machine) max and at the
-//       datagram that ended the largest gap, first_rx / last_rx (CLOCK_REALTIME s).
+//       (kernel rx time - send time in the payload: same clock, same machine): min, median, 99th
+//       percentile, max and at the datagram that ended the largest gap; first_rx / last_rx
+//       (CLOCK_REALTIME s).
 //   lm-udpstream send --dst ADDR --port P [--count N] [--rate PPS] [--size BYTES] [--stream ID]
 //       Sends N datagrams, each at its due time start + seq/PPS (absolute clock_nanosleep, 1 us timer
 //       slack; a late sender catches up at once, so the count per second holds). Prints one JSON
@@ -175,6 +176,11 @@ int do_recv(const Args& a) {
         if (i) gaps.push_back({arr[i - 1].t, (arr[i].t - arr[i - 1].t) * 1000, arr[i - 1].seq,
                                (arr[i].t - arr[i].sent) * 1000});
     }
+    std::vector<double> lats;
+    lats.reserve(arr.size());
+    for (auto& x : arr) lats.push_back((x.t - x.sent) * 1000);
+    std::sort(lats.begin(), lats.end());
+    auto pct = [&](double p) { return lats.empty() ? 0.0 : lats[std::min(lats.size() - 1, size_t(p * double(lats.size())))]; };
     std::sort(gaps.begin(), gaps.end(), [](const Gap& x, const Gap& y) { return x.ms > y.ms; });
     if (int(gaps.size()) > ngaps) gaps.resize(size_t(ngaps));
     Gap top = gaps.empty() ? Gap{0, 0, 0, 0} : gaps[0];
@@ -202,10 +208,11 @@ int do_recv(const Args& a) {
     missing += "]";
     printf("{\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, \"reordered\": %llu, "
            "\"missing\": %s, \"missing_ranges\": %d, \"max_gap_ms\": %.3f, \"max_gap_after_seq\": %llu, "
-           "\"max_gap_start\": %.6f, \"latency_max_ms\": %.3f, \"latency_after_max_gap_ms\": %.3f, \"gaps\": [",
+           "\"max_gap_start\": %.6f, \"latency_max_ms\": %.3f, \"latency_after_max_gap_ms\": %.3f, "
+           "\"latency_min_ms\": %.3f, \"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f, \"gaps\": [",
            (unsigned long long)distinct, (unsigned long long)n, (unsigned long long)(n - got_below),
            (unsigned long long)dups, (unsigned long long)reordered, missing.c_str(), nmiss, top.ms,
-           (unsigned long long)top.after, top.start, max_lat * 1000, top.lat_after_ms);
+           (unsigned long long)top.after, top.start, max_lat * 1000, top.lat_after_ms, pct(0), pct(0.5), pct(0.99));
     for (size_t i = 0; i < gaps.size(); i++)
         printf("%s[%.6f, %.3f, %llu]", i ? ", " : "", gaps[i].start, gaps[i].ms, (unsigned long long)gaps[i].after);
     if (arr.empty())

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""E2E: live migration under traffic (issue 5), the targets of the migration demo asserted.
+
+Topology and runs are demo_migration.py's: AR1 (cn), AR2 (the MO), AR3 (empty), one LM directory
+over the management network, no static mapping. For WAN one-way delay 0 ms and 10 ms (one test
+bed each; data and management alike), for IPv4 and IPv6 EIDs, for D = 0 and 50 ms: while cn sends
+10,000 UDP datagrams/s and a 2 Mbit/s TCP stream (iperf3) to the MO, the MO migrates AR2 -> AR3
+and back in the issue's order (migrate-begin at the old AR, link leaves its bridge, D ms, link
+joins the new AR's bridge, gratuitous ARP / unsolicited NA, the new AR attaches the MO from that:
+no lmctl attach). Each run checks:
+  - migrate-begin was accepted by the old AR; the new AR attached the MO by detection;
+  - udp_lost = 0 (every datagram of the stream arrived; duplicates reported);
+  - tcp_survived (iperf3 ended without error, data arrived after the move back);
+  - added_gap_ms = max_gap_ms - D <= 2 x WAN + 10 ms;
+  - AR1's cache held the new AR's locator after each migration (converged_ms measured);
+  - no hold_full / hold_timeout / forward_loop drop.
+Then: the WAN emulator dropped nothing; the routers exit cleanly; nothing is left behind.
+Prints each run's report and JSON line (the demo's). About 100 s on the 2-core machine.
+
+Environment: LM_ROUTER (and lmctl, lm-wanrelay, lm-udpstream next to it), LM_MIG_DELAYS (default
+"0,10"), LM_MIG_D (default "0,50"), LM_MIG_FAMILIES (default "4,6"), LM_MIG_RATE (default 10000).
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testbed as T  # noqa: E402
+import demo_migration as M  # noqa: E402
+
+
+def floats(env: str, default: str) -> list:
+    return [float(x) for x in os.environ.get(env, default).split(",") if x.strip()]
+
+
+def main() -> int:
+    T.require_root()
+    T.gc()
+    delays = floats("LM_MIG_DELAYS", "0,10")
+    ds = floats("LM_MIG_D", "0,50")
+    fams = [int(x) for x in floats("LM_MIG_FAMILIES", "4,6")]
+    rate = int(os.environ.get("LM_MIG_RATE", "10000"))
+    res = T.Results(f"e2e live migration AR2 -> AR3 -> AR2 under {rate}/s UDP + TCP, WAN {delays} ms, D {ds} ms")
+    lines = []
+    for delay in delays:
+        def stop_first(tb, delay=delay):
+            tb.stop_routers()
+            for ar, r in tb.routers.items():
+                res.check(f"WAN {delay:g} ms: {ar} exited cleanly with final counters",
+                          r.exit_code == 0 and bool(tb.final_counters.get(ar)), f"exit {r.exit_code}")
+
+        def on_down(tb, delay=delay):
+            res.check(f"WAN {delay:g} ms: test bed {tb.prefix} removed without leftovers", not tb.leftovers,
+                      f"{tb.leftovers}")
+            rs = tb.relay_stats()
+            if delay > 0:
+                ok = bool(rs) and all(v.get("rx") == v.get("tx") + v.get("lost", 0) and not v.get("tx_err")
+                                      for v in rs.values())
+                late = max((v.get("late_max_us", 0) for v in rs.values()), default=None)
+                res.check(f"WAN {delay:g} ms: the WAN emulator ({tb.relay_impl}) relayed every frame", ok,
+                          f"worst lateness {late} us; {rs}")
+                T.log(f"WAN emulator ({tb.relay_impl}): worst lateness {late} us, deepest queue "
+                      f"{max((v.get('max_queue', 0) for v in rs.values()), default=None)}")
+        beds = M.Beds(delay, T.DEFAULT_ROUTER, f"mig{int(delay)}-", on_down)
+        try:
+            for fam in fams:
+                for d in ds:
+                    tag = f"WAN {delay:g} ms, IPv{fam}, D {d:g} ms"
+                    try:
+                        tb = beds.get()
+                        r = M.run_once(tb, fam, d, rate)
+                    except Exception as e:  # noqa: BLE001 - next run, on a new test bed
+                        res.error(f"{tag}: run", e)
+                        if beds.tb:
+                            for ar, rt in beds.tb.routers.items():
+                                T.log(f"{ar} log tail:\n    " + "\n    ".join(rt.stderr().splitlines()[-15:]))
+                        beds.close()
+                        continue
+                    M.report(r)
+                    j = r["json"]
+                    lines.append(json.dumps(j, separators=(",", ":")))
+                    print(lines[-1], flush=True)
+                    mb = [m.get("migrate_begin", {}).get("answer") for m in r["moves"]]
+                    res.check(f"{tag}: migrate-begin accepted by the old AR (ar2, then ar3)",
+                              all(a == "ok" for a in mb), f"{mb}")
+                    det = [m["delta"][m["to"]].get("ho_attach_detected", 0) for m in r["moves"]]
+                    res.check(f"{tag}: the new AR attached the MO from its GARP/NA (attach_detected, no lmctl attach)",
+                              all(x >= 1 for x in det), f"attach_detected at ar3, ar2: {det}")
+                    u = r["udp"]["rx"]
+                    res.check(f"{tag}: udp_lost = 0", j["udp_lost"] == 0 and j["udp_sent"] == u.get("expected"),
+                              f"sent {j['udp_sent']} lost {j['udp_lost']} missing {u.get('missing', [])[:5]} "
+                              f"duplicates {u.get('duplicates')} reordered {j['udp_reordered']}")
+                    res.check(f"{tag}: tcp_survived", j["tcp_survived"] is True, f"{r['tcp']}")
+                    lim = M.target_gap(j["wan_one_way_ms"])
+                    res.check(f"{tag}: added_gap_ms <= {lim:g}", j["added_gap_ms"] is not None and
+                              j["added_gap_ms"] <= lim, f"max_gap_ms {j['max_gap_ms']} added {j['added_gap_ms']} "
+                              f"(per move {[m.get('gap_ms') for m in r['moves']]})")
+                    res.check(f"{tag}: AR1 converged to the new locator after each migration",
+                              j["converged_ms"] is not None,
+                              f"converged_ms {[m['converged_ms'] for m in r['moves']]}, last entry "
+                              f"{[m['ar1_entry'] for m in r['moves']]}")
+                    bad = {f"{ar} {k}": v for ar, dl in r["delta"].items() for k, v in dl.items()
+                           if k in ("drop_hold_full", "drop_hold_timeout", "drop_forward_loop") and v}
+                    res.check(f"{tag}: no hold_full / hold_timeout / forward_loop drop", not bad, f"{bad}")
+                    if r["problems"]:
+                        T.log("a new test bed for the next run")
+                        beds.close(stop_first)
+        except Exception as e:  # noqa: BLE001 - report and clean up
+            res.error(f"WAN {delay:g} ms: test bed", e)
+        finally:
+            beds.close(stop_first)
+    for l in lines:
+        print(l)
+    return res.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
