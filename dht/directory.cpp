@@ -17,8 +17,8 @@ using Clock = std::chrono::steady_clock;
 struct Directory::AtomicCounters {
     std::atomic<uint64_t> published{0}, publish_failed{0}, withdrawn{0}, refreshed{0}, released{0};
     std::atomic<uint64_t> resolves{0}, resolve_found{0}, resolve_withdrawn{0}, resolve_not_found{0},
-        resolve_incomplete{0};
-    std::atomic<uint64_t> watch_updates{0}, accepted{0};
+        resolve_incomplete{0}, resolve_refined{0};
+    std::atomic<uint64_t> watch_updates{0}, accepted{0}, direct_accepted{0}, direct_rejected{0};
     std::atomic<uint64_t> rejected_malformed{0}, rejected_unsigned{0}, rejected_untrusted{0},
         rejected_bad_signature{0}, rejected_name_mismatch{0}, rejected_expired{0}, rejected_wrong_key{0},
         rejected_stale{0};
@@ -26,10 +26,12 @@ struct Directory::AtomicCounters {
 
 struct Directory::Lookup {
     ::dht::InfoHash key;
-    Event ev;
+    Event ev;  // prototype: type, cookie, kind, tenant, eid/mac
     Clock::time_point start;
     std::mutex mu;  // get callbacks may in principle overlap the done callback
-    std::optional<Verified> best;
+    std::optional<Verified> best;      // best valid candidate read by this search
+    std::optional<Verified> answered;  // record of the last Resolved/Refined pushed (Found/Withdrawn)
+    bool resolved = false;             // the Resolved event was pushed
 };
 
 const char* to_string(Answer a) {
@@ -175,7 +177,7 @@ Epoch Directory::publish(Record r) {
         if (due < next_due_ms_.load()) next_due_ms_ = due;
     }
     const Epoch e = r.epoch;
-    enqueue_publish(std::move(r), true);
+    enqueue_publish(std::move(r), PubKind::Publish);
     return e;
 }
 
@@ -197,14 +199,30 @@ Epoch Directory::withdraw(TenantId tenant, MoId mo) {
     t.expiry_ms = unix_ms_now() + ttl_ms();
     const Epoch e = t.epoch;
     ctr_->withdrawn.fetch_add(1, std::memory_order_relaxed);
-    enqueue_publish(std::move(t), true);
+    enqueue_publish(std::move(t), PubKind::Withdraw);
     return e;
 }
 
 bool Directory::release(TenantId tenant, MoId mo) {
-    std::lock_guard lk(mu_);
-    if (owned_.erase({tenant, mo}) == 0) return false;
+    Record r;
+    {
+        std::lock_guard lk(mu_);
+        auto it = owned_.find({tenant, mo});
+        if (it == owned_.end()) return false;
+        r = std::move(it->second.rec);
+        owned_.erase(it);
+    }
     ctr_->released.fetch_add(1, std::memory_order_relaxed);
+    // Stop OpenDHT's re-announcing of the permanent puts (the record stays on the storage nodes
+    // until it expires; the new AR's newer record supersedes it). Through the job queue, so it
+    // runs after any publication of this MO still waiting to be signed.
+    {
+        std::lock_guard lk(jmu_);
+        jobs_.emplace_back([this, keys = record_keys(r)] {
+            for (const auto& k : keys) runner_->cancelPut(k, signer_->value_id());
+        });
+    }
+    jcv_.notify_one();
     return true;
 }
 
@@ -234,15 +252,16 @@ size_t Directory::refresh(bool force) {
         }
         next_due_ms_ = next;
     }
-    for (auto& r : due) enqueue_publish(std::move(r), false);
+    for (auto& r : due) enqueue_publish(std::move(r), PubKind::Refresh);
     ctr_->refreshed.fetch_add(due.size(), std::memory_order_relaxed);
     return due.size();
 }
 
-void Directory::enqueue_publish(Record r, bool report) {
+void Directory::enqueue_publish(Record r, PubKind kind) {
     {
         std::lock_guard lk(jmu_);
-        jobs_.emplace_back([this, r = std::move(r), report]() mutable {
+        jobs_.emplace_back([this, r = std::move(r), kind]() mutable {
+            const bool report = kind != PubKind::Refresh;
             Envelope env = signer_->sign(r);
             Verified self{r, signer_->key_id(), ::dht::InfoHash::get(env.rec)};
             self.rec.publisher = signer_->name();
@@ -253,6 +272,29 @@ void Directory::enqueue_publish(Record r, bool report) {
                 for (const auto& k : keys) merge_locked(k, self, unix_ms_now(), &changed);
             }
             auto data = encode_envelope(env);
+            // Keeping the put's search alive. OpenDHT 2.4 keeps a finished ("done") search 62 min
+            // and, for every message the node handles, walks all of them (Dht::trySearchInsert): an
+            // AR with thousands of attached MOs paid ~1 ms of CPU per message it handled, which
+            // delayed its answers (docs/benchmarks.md). A search with a "permanent" put is never
+            // done, and the walk stops at it. But OpenDHT only probes for a permanent value (value
+            // id + seq, and our seq is always 0) and sends a node that already has the slot a mere
+            // expiry refresh, never the new bytes. So the record is put normally (the bytes reach
+            // every replica, as before), and once that put is over the same value is put again as
+            // permanent (a probe and an expiry refresh per replica), if it is still this MO's
+            // current record: a later publication/refresh does the same with its own value, and
+            // release() cancels it. A tombstone stays a normal put (it lives one TTL).
+            const bool keep_alive = kind != PubKind::Withdraw;
+            const std::pair<TenantId, MoId> slot{r.tenant, r.mo};
+            if (kind == PubKind::Publish) {
+                Event ev;
+                ev.type = Event::Type::Signed;
+                ev.cookie = self.rec.mo;
+                ev.tenant = self.rec.tenant;
+                ev.answer = Answer::Found;
+                ev.record = self.rec;
+                ev.envelope = data;
+                push(std::move(ev));
+            }
             struct PutState {
                 std::atomic<size_t> remaining;
                 std::atomic<bool> all_ok{true};
@@ -261,7 +303,14 @@ void Directory::enqueue_publish(Record r, bool report) {
             st->remaining = keys.size();
             for (const auto& k : keys) {
                 auto v = std::make_shared<::dht::Value>(kLmValueType, data, signer_->value_id());
-                runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report](bool ok) {
+                runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report, keep_alive, slot, k, v](bool ok) {
+                    if (keep_alive && !stopped_) {
+                        std::lock_guard lk(mu_);  // held across put(): release() cancels after it
+                        auto it = owned_.find(slot);
+                        if (it != owned_.end() && it->second.rec.epoch == self.rec.epoch &&
+                            it->second.rec.expiry_ms == self.rec.expiry_ms)
+                            runner_->put(k, v, ::dht::DoneCallbackSimple{}, ::dht::time_point::max(), true);
+                    }
                     if (!ok) st->all_ok = false;
                     if (st->remaining.fetch_sub(1) != 1) return;
                     const bool all = st->all_ok;
@@ -302,29 +351,35 @@ void Directory::signer_loop() {
 
 // ---- reading --------------------------------------------------------------------------------
 
-void Directory::ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::optional<Verified>& best) {
-    if (v.type != kLmValueType) return;
+void Directory::count_rejection(Verdict verdict, bool first) {
+    if (!first) return;
+    auto& c = *ctr_;
+    switch (verdict) {
+        case Verdict::Malformed: c.rejected_malformed++; break;
+        case Verdict::Unsigned: c.rejected_unsigned++; break;
+        case Verdict::UntrustedSigner: c.rejected_untrusted++; break;
+        case Verdict::BadSignature: c.rejected_bad_signature++; break;
+        case Verdict::NameMismatch: c.rejected_name_mismatch++; break;
+        case Verdict::Expired: c.rejected_expired++; break;
+        case Verdict::Stale: c.rejected_stale++; break;
+        case Verdict::Ok: break;
+    }
+}
+
+bool Directory::ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::optional<Verified>& best) {
+    if (v.type != kLmValueType) return false;
     const uint64_t now = unix_ms_now();
     Verified rec;
     bool first = false;
     const Verdict verdict = verifier_->verify(v.data, rec, now, &first);
     auto& c = *ctr_;
     if (verdict != Verdict::Ok) {
-        if (!first) return;
-        switch (verdict) {
-            case Verdict::Malformed: c.rejected_malformed++; break;
-            case Verdict::Unsigned: c.rejected_unsigned++; break;
-            case Verdict::UntrustedSigner: c.rejected_untrusted++; break;
-            case Verdict::BadSignature: c.rejected_bad_signature++; break;
-            case Verdict::NameMismatch: c.rejected_name_mismatch++; break;
-            case Verdict::Expired: c.rejected_expired++; break;
-            case Verdict::Ok: break;
-        }
-        return;
+        count_rejection(verdict, first);
+        return false;
     }
     if (!record_matches_key(rec.rec, key)) {
         if (first) c.rejected_wrong_key++;
-        return;
+        return false;
     }
     hlc_.observe(rec.rec.epoch);
     if (first) c.accepted++;
@@ -333,10 +388,47 @@ void Directory::ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::o
         auto it = held_.find(key);
         if (it != held_.end() && newer_than(it->second, rec) && it->second.rec.expiry_ms + cfg_.clock_skew_ms >= now) {
             if (first && rec.rec.epoch < it->second.rec.epoch) c.rejected_stale++;
-            return;
+            return true;
         }
     }
     if (!best || newer_than(rec, *best)) best = std::move(rec);
+    return true;
+}
+
+std::optional<Record> Directory::accept_envelope(const uint8_t* p, size_t n, Verdict* why) {
+    auto& c = *ctr_;
+    auto reject = [&](Verdict v) -> std::optional<Record> {
+        if (why) *why = v;
+        c.direct_rejected.fetch_add(1, std::memory_order_relaxed);
+        return std::nullopt;
+    };
+    const uint64_t now = unix_ms_now();
+    Verified rec;
+    bool first = false;
+    const Verdict verdict = (p && n) ? verifier_->verify(p, n, rec, now, &first) : Verdict::Malformed;
+    if (verdict != Verdict::Ok) {
+        count_rejection(verdict, first);
+        return reject(verdict);
+    }
+    if (first) c.accepted++;
+    hlc_.observe(rec.rec.epoch);
+    const auto keys = record_keys(rec.rec);
+    {
+        std::lock_guard lk(mu_);
+        // All or nothing: older than what any of its keys holds -> nothing changes.
+        for (const auto& k : keys) {
+            auto it = held_.find(k);
+            if (it != held_.end() && newer_than(it->second, rec) && it->second.rec.expiry_ms + cfg_.clock_skew_ms >= now) {
+                if (first && rec.rec.epoch < it->second.rec.epoch) c.rejected_stale++;
+                return reject(Verdict::Stale);
+            }
+        }
+        bool changed = false;
+        for (const auto& k : keys) merge_locked(k, rec, now, &changed);
+    }
+    if (why) *why = Verdict::Ok;
+    c.direct_accepted.fetch_add(1, std::memory_order_relaxed);
+    return std::move(rec.rec);
 }
 
 std::optional<Verified> Directory::merge_locked(const ::dht::InfoHash& key, const std::optional<Verified>& best,
@@ -355,6 +447,9 @@ std::optional<Verified> Directory::merge_locked(const ::dht::InfoHash& key, cons
     return it->second;
 }
 
+// Answers (see Event in directory.hpp): the first valid record read gives the Resolved event at
+// once (the search goes on); a newer record later in the same search gives a Refined event; the
+// search's end gives NotFound if nothing valid was read, and counts an incomplete search.
 void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
                        const MacAddr& mac, uint64_t cookie) {
     auto lk = std::make_shared<Lookup>();
@@ -367,41 +462,65 @@ void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant
     lk->ev.mac = mac;
     lk->start = Clock::now();
     ctr_->resolves.fetch_add(1, std::memory_order_relaxed);
+    // Pushes Resolved (first answer) or Refined (the held record became newer than the last
+    // answer) for what is held now. Caller holds lk->mu. final_ok: set at the search's end.
+    auto answer = [this](Lookup& l, bool at_end, bool search_ok) {
+        std::optional<Verified> held;
+        {
+            std::lock_guard m(mu_);
+            bool changed = false;
+            held = merge_locked(l.key, l.best, unix_ms_now(), &changed);
+        }
+        const auto elapsed = [&] {
+            return uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - l.start).count());
+        };
+        auto& c = *ctr_;
+        if (at_end && !search_ok) c.resolve_incomplete++;
+        if (l.resolved) {
+            if (!held || (l.answered && !newer_than(*held, *l.answered))) return;
+            Event ev = l.ev;
+            ev.type = Event::Type::Refined;
+            ev.record = held->rec;
+            ev.answer = held->rec.withdrawn ? Answer::Withdrawn : Answer::Found;
+            ev.elapsed_us = elapsed();
+            l.answered = std::move(held);
+            c.resolve_refined++;
+            push(std::move(ev));
+            return;
+        }
+        if (!held && !at_end) return;  // absence is only known at the end
+        Event ev = l.ev;
+        if (held) {
+            ev.record = held->rec;
+            ev.answer = held->rec.withdrawn ? Answer::Withdrawn : Answer::Found;
+        } else {
+            ev.answer = Answer::NotFound;
+        }
+        ev.ok = at_end ? search_ok : true;
+        ev.elapsed_us = elapsed();
+        l.resolved = true;
+        l.answered = std::move(held);
+        (ev.answer == Answer::Found       ? c.resolve_found
+         : ev.answer == Answer::Withdrawn ? c.resolve_withdrawn
+                                          : c.resolve_not_found)++;
+        push(std::move(ev));
+    };
     runner_->get(
         key,
-        ::dht::GetCallback([this, lk](const std::vector<std::shared_ptr<::dht::Value>>& vals) {
+        ::dht::GetCallback([this, lk, answer](const std::vector<std::shared_ptr<::dht::Value>>& vals) {
             std::lock_guard g(lk->mu);
+            bool valid = false;
+            const auto before = lk->best;
             for (const auto& v : vals)
-                if (v) ingest(lk->key, *v, lk->best);
+                if (v && ingest(lk->key, *v, lk->best)) valid = true;
+            // First valid record: answer now. Later: only if this reply improved the candidate.
+            if (valid && (!lk->resolved || (lk->best && (!before || newer_than(*lk->best, *before)))))
+                answer(*lk, false, true);
             return true;
         }),
-        ::dht::DoneCallbackSimple([this, lk](bool ok) {
-            Event ev;
-            {
-                std::lock_guard g(lk->mu);
-                ev = lk->ev;
-                std::optional<Verified> held;
-                bool changed = false;
-                {
-                    std::lock_guard m(mu_);
-                    held = merge_locked(lk->key, lk->best, unix_ms_now(), &changed);
-                }
-                if (held) {
-                    ev.record = held->rec;
-                    ev.answer = held->rec.withdrawn ? Answer::Withdrawn : Answer::Found;
-                } else {
-                    ev.answer = Answer::NotFound;
-                }
-            }
-            ev.ok = ok;
-            ev.elapsed_us = uint32_t(
-                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - lk->start).count());
-            auto& c = *ctr_;
-            if (!ok) c.resolve_incomplete++;
-            (ev.answer == Answer::Found       ? c.resolve_found
-             : ev.answer == Answer::Withdrawn ? c.resolve_withdrawn
-                                              : c.resolve_not_found)++;
-            push(std::move(ev));
+        ::dht::DoneCallbackSimple([lk, answer](bool ok) {
+            std::lock_guard g(lk->mu);
+            answer(*lk, true, ok);
         }),
         ::dht::Value::TypeFilter(kLmValueType));
 }
@@ -541,8 +660,11 @@ DirectoryCounters Directory::counters() const {
     s.resolve_withdrawn = c.resolve_withdrawn;
     s.resolve_not_found = c.resolve_not_found;
     s.resolve_incomplete = c.resolve_incomplete;
+    s.resolve_refined = c.resolve_refined;
     s.watch_updates = c.watch_updates;
     s.accepted = c.accepted;
+    s.direct_accepted = c.direct_accepted;
+    s.direct_rejected = c.direct_rejected;
     s.rejected_malformed = c.rejected_malformed;
     s.rejected_unsigned = c.rejected_unsigned;
     s.rejected_untrusted = c.rejected_untrusted;

@@ -75,11 +75,24 @@ const char* to_string(Answer a);
 
 enum class KeyKind : uint8_t { Eid, Mac };
 
+// Answers to a lookup (resolve()/resolve_mac(), same cookie):
+//   - exactly one Resolved. Found/Withdrawn is pushed as soon as the search delivers the first
+//     valid record for the key (often a storage node's first reply, or this node's own storage):
+//     the record is the best one held for the key at that moment (held_ may hold a newer one
+//     than the value just read, e.g. from a watch or a direct notification). NotFound is pushed
+//     only when the whole search is done (absence needs every replica's answer).
+//   - then zero or more Refined, each pushed when the rest of the same search (up to its end)
+//     made the held record newer than the one last answered for this cookie (a stale replica
+//     answered first). Same cookie, kind, tenant, eid/mac as the Resolved it refines; the
+//     record's epoch is strictly higher than (or, equal epoch: wins the tie-break of) the
+//     previous answer's. Apply it through the same epoch-ordered path as Resolved.
 struct Event {
     enum class Type : uint8_t {
         Resolved,     // answer to resolve()/resolve_mac(); cookie = the caller's cookie
         WatchUpdate,  // a watched key got a newer record; cookie = watch id
         Published,    // publish()/withdraw() reached the DHT; cookie = MO id, ok = every key stored
+        Refined,      // a newer record for a lookup already answered by Resolved (see above)
+        Signed,       // publish() signed: record + envelope bytes, before the puts complete; cookie = MO id
     };
     Type type = Type::Resolved;
     uint64_t cookie = 0;
@@ -88,9 +101,12 @@ struct Event {
     IpAddr eid;                 // kind == Eid
     MacAddr mac;                // kind == Mac
     Answer answer = Answer::NotFound;
-    Record record;              // valid when answer != NotFound (and for Published)
-    bool ok = true;             // Resolved: the DHT search completed; Published: all puts acked
-    uint32_t elapsed_us = 0;    // Resolved: time from resolve() to the answer
+    Record record;              // valid when answer != NotFound (and for Published, Signed)
+    // Resolved: the search completed without error -- always true for an early Found/Withdrawn
+    // (a valid record is an answer whatever the rest of the search does); Published: all puts acked.
+    bool ok = true;
+    uint32_t elapsed_us = 0;    // Resolved/Refined: time from resolve() to this answer
+    Blob envelope;              // Signed: the signed envelope (encode_envelope bytes) that is being put
 };
 
 // Snapshot of the directory's counters.
@@ -98,8 +114,11 @@ struct DirectoryCounters {
     uint64_t published = 0, publish_failed = 0, withdrawn = 0, refreshed = 0, released = 0;
     uint64_t resolves = 0, resolve_found = 0, resolve_withdrawn = 0, resolve_not_found = 0,
              resolve_incomplete = 0;
+    uint64_t resolve_refined = 0;  // Refined events (not lookups: a lookup counts once, in resolve_found/...)
     uint64_t watch_updates = 0;
     uint64_t accepted = 0;  // distinct valid values read
+    // accept_envelope(): envelopes taken (valid, not older than held) / refused (any reason, every call).
+    uint64_t direct_accepted = 0, direct_rejected = 0;
     // Rejections, once per distinct value (bytes):
     uint64_t rejected_malformed = 0, rejected_unsigned = 0, rejected_untrusted = 0,
              rejected_bad_signature = 0, rejected_name_mismatch = 0, rejected_expired = 0,
@@ -149,6 +168,22 @@ public:
     // ---- lookups (answers arrive as Event::Resolved through poll()) ----
     void resolve(TenantId tenant, const IpAddr& eid, uint64_t cookie);
     void resolve_mac(TenantId tenant, const MacAddr& mac, uint64_t cookie);
+    // ---- direct notifications (LM MoveNotify: the new AR sends its signed envelope) ----
+    // Verifies envelope bytes exactly like a value read from the DHT (envelope and record well
+    // formed, certificate chains to the domain CA, signature, "pub" == certificate CN, not
+    // expired; rejections counted in the rejected_* counters once per distinct bytes, as for DHT
+    // reads), observes the epoch in the HLC and merges the record into the held records of every
+    // key it belongs to (record_keys()), so a later read of an older (stale) DHT value cannot roll
+    // it back. Returns the record when valid and not older than what is held -- also when the
+    // same record is already held (idempotent: a retransmitted notification is accepted again).
+    // Otherwise nullopt and *why: the verifier's verdict, or Verdict::Stale when a key already
+    // holds a newer record (nothing is changed then). Counted in direct_accepted/direct_rejected
+    // (every call). Thread-safe; cheap when the same bytes were verified before (cache).
+    std::optional<Record> accept_envelope(const uint8_t* p, size_t n, Verdict* why = nullptr);
+    std::optional<Record> accept_envelope(const Blob& b, Verdict* why = nullptr) {
+        return accept_envelope(b.data(), b.size(), why);
+    }
+
     // Best record held for a key without asking the network (nullopt: none or expired).
     std::optional<Record> cached(TenantId tenant, const IpAddr& eid) const;
     std::optional<Record> cached_mac(TenantId tenant, const MacAddr& mac) const;
@@ -157,6 +192,10 @@ public:
     uint64_t watch(TenantId tenant, const IpAddr& eid);
     uint64_t watch_mac(TenantId tenant, const MacAddr& mac);
     void unwatch(uint64_t watch_id);
+
+    // Event::Signed: after publish() (not a refresh, not withdraw()) the signer thread pushes the
+    // signed record and its envelope bytes as soon as it is signed, before the puts complete (the
+    // new AR sends them to the old AR in a MoveNotify). Always on; owners that do not use it drop it.
 
     // ---- event queue ----
     // Hands queued events to fn on the calling thread (at most max), after running due refreshes.
@@ -195,14 +234,18 @@ private:
                 uint64_t cookie);
     uint64_t watch_key(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
                        const MacAddr& mac);
-    // Verifies one value read under key; updates best when it is a better candidate.
-    void ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::optional<Verified>& best);
+    // Verifies one value read under key; updates best when it is a better candidate. Returns true
+    // when the value is a valid record for key (even one older than held: the key has an answer).
+    bool ingest(const ::dht::InfoHash& key, const ::dht::Value& v, std::optional<Verified>& best);
+    // Counts a verifier rejection (first: first time these bytes were seen).
+    void count_rejection(Verdict v, bool first);
     // Merges a candidate into held_[key]; returns the (new) held record. Caller holds mu_.
     std::optional<Verified> merge_locked(const ::dht::InfoHash& key, const std::optional<Verified>& best,
                                          uint64_t now_ms, bool* changed);
     std::optional<Record> cached_key(const ::dht::InfoHash& key) const;
     void push(Event&& ev);
-    void enqueue_publish(Record r, bool report);
+    enum class PubKind : uint8_t { Publish, Refresh, Withdraw };
+    void enqueue_publish(Record r, PubKind kind);
     void signer_loop();
 
     DhtConfig cfg_;

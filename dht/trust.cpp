@@ -25,6 +25,7 @@ const char* to_string(Verdict v) {
         case Verdict::BadSignature: return "bad-signature";
         case Verdict::NameMismatch: return "name-mismatch";
         case Verdict::Expired: return "expired";
+        case Verdict::Stale: return "stale";
     }
     return "?";
 }

@@ -52,6 +52,9 @@ enum class Verdict : uint8_t {
     BadSignature,     // signature does not verify (forged or tampered bytes)
     NameMismatch,     // record "pub" != certificate CN
     Expired,          // record expiry passed
+    // Not a Verifier verdict: Directory::accept_envelope() gives it for a valid record older than
+    // the record the directory already holds for one of its keys (a replay or a late notification).
+    Stale,
 };
 const char* to_string(Verdict v);
 

@@ -232,10 +232,12 @@ TEST_CASE("epoch order under reordered delivery: a lower epoch never wins", "[dh
     c.publish(3, r1);
 
     for (size_t reader : {11u, 25u}) {
-        auto a = c.resolve_until(reader, 42, ip("192.0.2.20"), [](const Event& x) { return x.answer == Answer::Found; });
-        CHECK(a.record.epoch == e2);
+        // The early answer may come from a replica that only has epoch 1 (a Refined to epoch 2
+        // follows); once epoch 2 is held, no answer goes back to epoch 1.
+        auto a = c.resolve_until(reader, 42, ip("192.0.2.20"), [&](const Event& x) { return x.record.epoch == e2; });
         CHECK(a.record.publisher == "ar2");
         CHECK(a.record.loc4 == ip("198.51.100.2"));
+        for (int i = 0; i < 3; ++i) CHECK(c.resolve(reader, 42, ip("192.0.2.20")).record.epoch == e2);
     }
     // A reader that already holds epoch 2 keeps it even if a later answer only has epoch 1.
     CHECK(c[11].cached(42, ip("192.0.2.20"))->epoch == e2);
@@ -382,7 +384,8 @@ TEST_CASE("forged, unsigned, tampered and replayed records are rejected and coun
     auto fresh = c.resolve_until(29, 42, ip("192.0.2.50"), [&](const Event& x) { return x.answer == Answer::Found; });
     CHECK(fresh.record.epoch == e2);
     CHECK(fresh.record.loc4 == ip("198.51.100.2"));
-    CHECK(c[29].counters().rejected_forged() >= 2);
+    // The answer came with the first valid record; the rest of the search reads the forgeries.
+    CHECK(eventually([&] { return c[29].counters().rejected_forged() >= 2; }, kWait));
     // Storage nodes refused the edits of AR2's slot.
     uint64_t refused = 0;
     for (size_t i = 0; i < kNodes; ++i) refused += c[i].counters().store_edit_refused;
@@ -462,6 +465,243 @@ TEST_CASE("refresh re-signs with a later expiry, same epoch", "[dht][net]") {
     auto d = c.resolve_until(21, 42, ip("192.0.2.81"), [&](const Event& x) { return x.record.expiry_ms > exp2; });
     CHECK(d.record.epoch == e2);
     CHECK(d.record.publisher == "ar4");
+}
+
+// A fresh read-only node bootstrapped into the cluster (it holds nothing yet).
+static std::unique_ptr<Directory> fresh_reader(Cluster& c) {
+    auto d = std::make_unique<Directory>(Cluster::config(c.port0, std::make_shared<std::atomic<int64_t>>(0)),
+                                         pki().ca.second, std::nullopt);
+    REQUIRE(eventually([&] { return d->known_nodes() >= 8; }, kWait, 20ms));
+    return d;
+}
+
+// Collects the events of one cookie on d until pred(events) or the timeout.
+static std::vector<Event> collect(Directory& d, uint64_t cookie, const std::function<bool(const std::vector<Event>&)>& pred,
+                           std::chrono::milliseconds timeout = kWait) {
+    std::vector<Event> evs;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred(evs) && std::chrono::steady_clock::now() < deadline) {
+        d.wait(10ms);
+        d.poll([&](Event&& e) {
+            if (e.cookie == cookie && (e.type == Event::Type::Resolved || e.type == Event::Type::Refined))
+                evs.push_back(std::move(e));
+        });
+    }
+    return evs;
+}
+
+TEST_CASE("early answer from a stale replica, then Refined with the newer record", "[dht][net][early]") {
+    auto& c = cluster();
+    const auto& k = pki();
+    auto r = mo_record(0xA00, "192.0.2.160", "2001:db8::160", "02:00:00:00:0a:00", "198.51.100.2");
+    const Epoch e2 = c.publish(2, r);
+    c.resolve_until(13, 42, ip("192.0.2.160"), [&](const Event& x) { return x.record.epoch == e2; });
+    // An older record of the same MO, genuinely signed by AR2 (what a lagging replica holds).
+    auto old = r;
+    old.epoch = e2 - 1000;
+    old.publisher = "ar2";
+    old.loc4 = ip("198.51.100.22");
+    old.expiry_ms = unix_ms_now() + 600'000;
+    const Blob stale = encode_envelope(Signer(k.ar2).sign(old));
+
+    // The reader's own storage holds only the stale value: OpenDHT answers a get from the local
+    // storage first, so the early answer is the stale record; the search then finds e2.
+    auto f = fresh_reader(c);
+    {
+        std::promise<bool> done;
+        auto fut = done.get_future();
+        f->runner().put(eid_key(42, ip("192.0.2.160")), raw_value(stale, 0x5157A1E), [&done](bool ok) { done.set_value(ok); });
+        REQUIRE(fut.wait_for(kWait) == std::future_status::ready);
+    }
+    const auto before = f->counters();
+    f->resolve(42, ip("192.0.2.160"), 77);
+    auto evs = collect(*f, 77, [](const std::vector<Event>& v) { return v.size() >= 2; });
+    REQUIRE(evs.size() >= 2);
+    CHECK(evs[0].type == Event::Type::Resolved);
+    CHECK(evs[0].answer == Answer::Found);
+    CHECK(evs[0].ok);
+    CHECK(evs[0].record.epoch == old.epoch);
+    CHECK(evs[0].record.loc4 == ip("198.51.100.22"));
+    CHECK(evs[1].type == Event::Type::Refined);
+    CHECK(evs[1].answer == Answer::Found);
+    CHECK(evs[1].record.epoch == e2);
+    CHECK(evs[1].record.loc4 == ip("198.51.100.2"));
+    CHECK(evs[1].kind == KeyKind::Eid);
+    CHECK(evs[1].tenant == 42);
+    CHECK(evs[1].eid == ip("192.0.2.160"));
+    CHECK(evs[1].elapsed_us >= evs[0].elapsed_us);
+    std::printf("  early answer (stale, local storage) after %u us, refined after %u us\n", evs[0].elapsed_us,
+                evs[1].elapsed_us);
+    // Nothing else for this cookie (a Refined only comes with a newer record).
+    auto rest = collect(*f, 77, [](const std::vector<Event>& v) { return !v.empty(); }, 500ms);
+    CHECK(rest.empty());
+    const auto after = f->counters();
+    CHECK(after.resolves == before.resolves + 1);
+    CHECK(after.resolve_found == before.resolve_found + 1);  // one lookup, counted once
+    CHECK(after.resolve_refined == before.resolve_refined + 1);
+    CHECK(f->cached(42, ip("192.0.2.160"))->epoch == e2);
+
+    // Held e2 now: the next answer is e2 at once, with no Refined.
+    f->resolve(42, ip("192.0.2.160"), 78);
+    auto again = collect(*f, 78, [](const std::vector<Event>& v) { return !v.empty(); });
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].record.epoch == e2);
+    CHECK(collect(*f, 78, [](const std::vector<Event>& v) { return !v.empty(); }, 500ms).empty());
+    f->stop();
+}
+
+TEST_CASE("NotFound is answered only when the whole search is done", "[dht][net][early]") {
+    auto& c = cluster();
+    const auto& k = pki();
+    // Only a forged value under the key: values arrive, none valid, so no early answer.
+    auto evil = mo_record(0xA10, "192.0.2.170", "2001:db8::170", "02:00:00:00:0a:10", "203.0.113.66");
+    evil.epoch = c[2].hlc().next();
+    evil.expiry_ms = unix_ms_now() + 600'000;
+    const auto key = eid_key(42, ip("192.0.2.170"));
+    inject(c, 6, key, raw_value(encode_envelope(Signer(k.rogue_ar2).sign(evil)), 0xE11));
+    auto f = fresh_reader(c);
+    const auto before = f->counters();
+    f->resolve(42, ip("192.0.2.170"), 90);
+    auto evs = collect(*f, 90, [](const std::vector<Event>& v) { return !v.empty(); });
+    REQUIRE(evs.size() == 1);
+    CHECK(evs[0].type == Event::Type::Resolved);
+    CHECK(evs[0].answer == Answer::NotFound);
+    CHECK(evs[0].ok);  // the search completed
+    const auto after = f->counters();
+    // The forged value was read (and rejected) before the answer: the answer waited.
+    CHECK(after.rejected_untrusted > before.rejected_untrusted);
+    CHECK(after.resolve_not_found == before.resolve_not_found + 1);
+    CHECK(collect(*f, 90, [](const std::vector<Event>& v) { return !v.empty(); }, 500ms).empty());
+    // An unknown key: NotFound too, once.
+    f->resolve(42, ip("192.0.2.171"), 91);
+    auto nf = collect(*f, 91, [](const std::vector<Event>& v) { return !v.empty(); });
+    REQUIRE(nf.size() == 1);
+    CHECK(nf[0].answer == Answer::NotFound);
+    f->stop();
+}
+
+TEST_CASE("publish() pushes Signed with the envelope; refresh and withdraw do not", "[dht][net][direct]") {
+    auto& c = cluster();
+    auto r = mo_record(0xB00, "192.0.2.180", "2001:db8::180", "02:00:00:00:0b:00", "198.51.100.3");
+    const Epoch e = c[3].publish(r);
+    auto sig = c.await(3, [&](const Event& x) { return x.type == Event::Type::Signed && x.cookie == 0xB00; });
+    REQUIRE(sig);
+    CHECK(sig->record.epoch == e);
+    CHECK(sig->record.publisher == "ar3");
+    CHECK(sig->tenant == 42);
+    CHECK(sig->answer == Answer::Found);
+    REQUIRE_FALSE(sig->envelope.empty());
+    Verifier v(pki().ca.second);
+    Verified out;
+    REQUIRE(v.verify(sig->envelope, out, unix_ms_now()) == Verdict::Ok);
+    CHECK(out.rec == sig->record);
+    // The puts complete afterwards.
+    auto pub = c.await(3, [&](const Event& x) { return x.type == Event::Type::Published && x.cookie == 0xB00; });
+    REQUIRE(pub);
+    CHECK(pub->ok);
+    // A refresh and a withdraw sign too, but are not publications of a new attachment.
+    CHECK(c[3].refresh(true) >= 1);
+    const Epoch t = c[3].withdraw(42, 0xB00);
+    REQUIRE(t > e);
+    int signed_events = 0;
+    auto w = c.await(3, [&](const Event& x) {
+        if (x.type == Event::Type::Signed) ++signed_events;
+        return x.type == Event::Type::Published && x.cookie == 0xB00 && x.record.epoch == t;
+    });
+    REQUIRE(w);
+    CHECK(w->answer == Answer::Withdrawn);
+    c.await(3, [&](const Event& x) { return x.type == Event::Type::Signed && ++signed_events; }, 300ms);
+    CHECK(signed_events == 0);
+}
+
+TEST_CASE("accept_envelope: a direct notification is verified like a DHT value and not rolled back", "[dht][net][direct]") {
+    auto& c = cluster();
+    const auto& k = pki();
+    constexpr size_t kOld = 24;  // the old AR (read-only here) receiving the MoveNotify
+    auto& d = c[kOld];
+    auto r = mo_record(0xC00, "192.0.2.190", "2001:db8::190", "02:00:00:00:0c:00", "198.51.100.3");
+    r.epoch = c[3].hlc().next() + 5'000;
+    r.expiry_ms = unix_ms_now() + 600'000;
+    const Blob good = encode_envelope(Signer(k.ar3).sign(r));
+    const auto c0 = d.counters();
+
+    auto expect_reject = [&](const Blob& b, Verdict want) {
+        Verdict why = Verdict::Ok;
+        auto got = d.accept_envelope(b.data(), b.size(), &why);
+        INFO("want " << to_string(want) << ", verdict " << to_string(why));
+        CHECK_FALSE(got);
+        CHECK(why == want);
+    };
+    expect_reject(Blob{0x01, 0x02, 0x03}, Verdict::Malformed);
+    expect_reject(Blob{}, Verdict::Malformed);
+    expect_reject(encode_record(r), Verdict::Unsigned);
+    expect_reject(encode_envelope(Signer(k.rogue_ar2).sign(r)), Verdict::UntrustedSigner);
+    expect_reject(encode_envelope(Signer(k.self_signed_ar2).sign(r)), Verdict::UntrustedSigner);
+    {
+        Envelope t = *decode_envelope(good);
+        auto rec = *decode_record(t.rec);
+        rec.loc4 = ip("203.0.113.66");
+        t.rec = encode_record(rec);
+        expect_reject(encode_envelope(t), Verdict::BadSignature);
+    }
+    {
+        auto ex = r;
+        ex.expiry_ms = unix_ms_now() - 3'600'000;
+        expect_reject(encode_envelope(Signer(k.ar3).sign(ex)), Verdict::Expired);
+    }
+    auto c1 = d.counters();
+    CHECK(c1.direct_rejected == c0.direct_rejected + 7);
+    CHECK(c1.direct_accepted == c0.direct_accepted);
+    CHECK(c1.rejected_malformed >= c0.rejected_malformed + 1);
+    CHECK(c1.rejected_unsigned == c0.rejected_unsigned + 1);
+    CHECK(c1.rejected_untrusted == c0.rejected_untrusted + 2);
+    CHECK(c1.rejected_bad_signature == c0.rejected_bad_signature + 1);
+    CHECK(c1.rejected_expired == c0.rejected_expired + 1);
+    CHECK_FALSE(d.cached(42, ip("192.0.2.190")));
+
+    // The valid one: taken, under every key of the record, and the epoch observed.
+    Verdict why = Verdict::Malformed;
+    auto got = d.accept_envelope(good, &why);
+    REQUIRE(got);
+    CHECK(why == Verdict::Ok);
+    CHECK(got->epoch == r.epoch);
+    CHECK(got->publisher == "ar3");
+    CHECK(got->loc4 == ip("198.51.100.3"));
+    CHECK(d.cached(42, ip("192.0.2.190"))->epoch == r.epoch);
+    CHECK(d.cached(42, ip("2001:db8::190"))->epoch == r.epoch);
+    CHECK(d.cached_mac(42, mac("02:00:00:00:0c:00"))->epoch == r.epoch);
+    CHECK(d.hlc().last() >= r.epoch);
+    // Idempotent: the same notification again is accepted again.
+    CHECK(d.accept_envelope(good));
+    auto c2 = d.counters();
+    CHECK(c2.direct_accepted == c1.direct_accepted + 2);
+    CHECK(c2.direct_rejected == c1.direct_rejected);
+
+    // A valid but older record (the previous AR's, or a replay): refused as stale, nothing changes.
+    auto older = r;
+    older.epoch = r.epoch - 10;
+    older.loc4 = ip("198.51.100.1");
+    auto g1 = d.accept_envelope(encode_envelope(Signer(k.ar1).sign(older)), &why);
+    CHECK_FALSE(g1);
+    CHECK(why == Verdict::Stale);
+    CHECK(d.counters().direct_rejected == c2.direct_rejected + 1);
+    CHECK(d.counters().rejected_stale == c2.rejected_stale + 1);
+    CHECK(d.cached(42, ip("192.0.2.190"))->loc4 == ip("198.51.100.3"));
+
+    // The DHT still has only the older record (AR1's publication lags): a lookup does not roll
+    // the notified record back.
+    c.publish(1, older);
+    auto a = c.resolve(kOld, 42, ip("192.0.2.190"));
+    CHECK(a.answer == Answer::Found);
+    CHECK(a.record.epoch == r.epoch);
+    CHECK(a.record.loc4 == ip("198.51.100.3"));
+    auto m = c.resolve_mac(kOld, 42, mac("02:00:00:00:0c:00"));
+    CHECK(m.record.epoch == r.epoch);
+    // Whereas a reader that got no notification sees AR1's (older) record from the DHT.
+    auto other = c.resolve_until(26, 42, ip("192.0.2.190"), [](const Event& x) { return x.answer == Answer::Found; });
+    CHECK(other.record.epoch == older.epoch);
+    CHECK(d.cached(42, ip("192.0.2.190"))->epoch == r.epoch);
+    c[1].release(42, 0xC00);
 }
 
 TEST_CASE("30% of the nodes die: no record is lost", "[dht][net][churn]") {
