@@ -1095,6 +1095,7 @@ struct ResolveOptions {
     unsigned concurrency = 64;       // second phase: misses outstanding at once (0 = skip it)
     unsigned publish_window = 256;   // publications in flight during set-up
     bool watch = true;               // the control plane watches resolved EIDs (max_watches)
+    bool network_anywhere = false;   // the other nodes may also run on the control lcore's CPU
     std::vector<std::string> eal;
 };
 
@@ -1284,7 +1285,13 @@ int resolve_bench(const ResolveOptions& o) {
     t = SteadyClock::now();
     std::vector<std::unique_ptr<dir::Directory>> nodes;
     uint16_t port0 = 0;
-    set_thread_affinity(all_cpus);
+    // They run on the CPUs the control lcore does not use (every CPU if it is the only one): on
+    // a small machine they would otherwise steal the router's core, which other machines do not.
+    cpu_set_t network_cpus = all_cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &control_cpus)) CPU_CLR(c, &network_cpus);
+    if (CPU_COUNT(&network_cpus) == 0 || o.network_anywhere) network_cpus = all_cpus;
+    set_thread_affinity(network_cpus);
     for (unsigned i = 0; i < o.nodes; ++i) {
         std::optional<::dht::crypto::Identity> id;
         if (i >= 1 && i <= P) id = pub_ids[i - 1];
@@ -1600,6 +1607,7 @@ int resolve_main(int argc, char** argv) {
         else if (a == "--concurrency") o.concurrency = unsigned(num());
         else if (a == "--publish-window") o.publish_window = unsigned(std::max<uint64_t>(num(), 1));
         else if (a == "--no-watch") o.watch = false;
+        else if (a == "--network-anywhere") o.network_anywhere = true;
         else if (a == "--eal") {
             for (++i; i < argc; ++i) o.eal.emplace_back(argv[i]);
         } else usage();
