@@ -14,8 +14,9 @@ stop-and-copy time D:
 
   1. warm-up pings cn -> MO (AR1 resolves the MO); iperf3 TCP cn -> MO at --tcp-rate; the UDP
      stream cn -> MO at --rate (lm-udpstream: paced to the microsecond, kernel receive times).
-  2. forward, in this fixed order: migrate-begin at AR2 (/lm/migrate_begin, what
-     `lmctl migrate-begin` sends); the MO's link leaves AR2's bridge; D ms pass; the link joins
+  2. forward, in this fixed order: `lmctl -f <AR2> migrate-begin --tenant 1 --mo 0x102` (straight
+     to rte_telemetry /lm/migrate_begin if lmctl is not built; the hold starts when the router
+     runs it, lmctl's own start-up comes before); the MO's link leaves AR2's bridge; D ms pass; the link joins
      AR3's bridge (rtnetlink in the fabric ns: the MO keeps its processes, sockets, carrier); the
      MO sends a gratuitous ARP and an unsolicited NA; AR3 attaches it from that (no lmctl attach).
      AR1's cache is polled (rte_telemetry /lm/mappings) until it holds AR3's locator.
@@ -253,11 +254,19 @@ def migrate(tb: T.Testbed, host: str, old: T.Site, new: T.Site, d_ms: float, eid
     """One migration of `host` from old to new, in the issue's order; returns its timeline."""
     h = tb.host(host)
     ar1 = tb.routers["ar1"]
-    conv = Converge(ar1, eid, (new.loc4, new.loc6))
+    conv = Converge(ar1, eid, (new.loc4, new.loc6), timeout=5.0)
     step = {"from": old.ar, "to": new.ar}
     t, t_real = time.monotonic(), time.time()
     if not manual:
-        ans = tb.routers[old.ar].telemetry(f"/lm/migrate_begin,{h.tenant},{h.mo_id:#x}", timeout=5)
+        lmctl = T.tool_path("lmctl", "LM_LMCTL", tb.router)
+        if os.access(lmctl, os.X_OK):   # the orchestrator's hook: lmctl migrate-begin at the old AR
+            r = T.sh([lmctl, "-f", tb.routers[old.ar].file_prefix, "migrate-begin", "--tenant", str(h.tenant),
+                      "--mo", f"{h.mo_id:#x}"], check=False, timeout=10)
+            ans = (r.stdout + r.stderr).strip() if r.returncode == 0 else f"lmctl exit {r.returncode}: {r.stdout}{r.stderr}"
+            step["hook"] = "lmctl"
+        else:                           # the same command straight to rte_telemetry
+            ans = tb.routers[old.ar].telemetry(f"/lm/migrate_begin,{h.tenant},{h.mo_id:#x}", timeout=5)
+            step["hook"] = "telemetry"
         step["migrate_begin"] = {"mono": t, "real": t_real, "answer": ans}
         step["migrate_begin_ms"] = round((time.monotonic() - t) * 1000, 2)
     mv = tb.move_host(host, new.name, d_ms, announce=True)
@@ -271,6 +280,11 @@ def migrate(tb: T.Testbed, host: str, old: T.Site, new: T.Site, d_ms: float, eid
         step["manual"] = {"attach": a, "detach": d, "done_mono": time.monotonic()}
     conv.join()
     step["converged_ms"] = round((conv.t_seen - mv["join"]["mono"]) * 1000, 1) if conv.t_seen else None
+    if conv.t_seen is None:   # evidence: what the directory answers AR1 now
+        try:
+            step["ar1_resolve"] = ar1.telemetry(f"/lm/resolve,{h.tenant},{eid}", timeout=5)
+        except (OSError, ValueError) as e:
+            step["ar1_resolve"] = f"error: {e}"
     step["converge_polls"] = conv.polls
     step["ar1_entry"] = conv.last
     return step
@@ -449,8 +463,9 @@ def report(res: dict, say=print) -> None:
         lv = mv["leave"]["mono"]
         parts = []
         if "migrate_begin" in mv:
-            parts.append(f"migrate-begin at {mv['from']} {1000 * (mv['migrate_begin']['mono'] - lv):+.1f} "
-                         f"({mv['migrate_begin']['answer']}, {mv['migrate_begin_ms']} ms)")
+            parts.append(f"{'lmctl ' if mv.get('hook') == 'lmctl' else '/lm/'}migrate-begin at {mv['from']} "
+                         f"{1000 * (mv['migrate_begin']['mono'] - lv):+.1f} ({mv['migrate_begin']['answer']}, "
+                         f"{mv['migrate_begin_ms']} ms)")
         parts.append("leave 0")
         parts.append(f"join {mv['to']}'s bridge {1000 * (mv['join']['mono'] - lv):+.1f}")
         if "announce" in mv:
@@ -464,6 +479,8 @@ def report(res: dict, say=print) -> None:
         if mv.get("gap_start_after_leave_ms") is not None:
             gs += f" from {mv['gap_start_after_leave_ms']:+.1f}"
         say(f"      {mv['from']} -> {mv['to']}: " + ", ".join(parts) + f"; {gs}; converged {c} ms")
+        if mv.get("ar1_resolve"):
+            say(f"        AR1 still has: {mv['ar1_entry']}; the directory answers AR1: {mv['ar1_resolve']}")
     u, tx = res["udp"]["rx"], res["udp"]["tx"]
     say(f"    UDP cn -> MO: sent {tx.get('sent')} (errors {tx.get('errors')}, sender late max {tx.get('max_late_ms')} ms), "
         f"received {u.get('received')}, lost {u.get('lost')} {u.get('missing', [])[:4]}, reordered {u.get('reordered')}, "
