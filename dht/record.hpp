@@ -43,6 +43,15 @@
 //   the later expiry (a refresh), then the larger SHA-1 of the record bytes, so every reader
 //   picks the same one.
 //   A record never replaces one with a higher epoch that the reader already holds.
+//
+// ---- Direct move notification (LM MoveNotify, copy to docs/protocol.md) ----------------------
+//   Payload = the exact envelope bytes (encode_envelope) the new AR has just signed and is
+//   putting in the DHT (Event::Signed). The receiver verifies them exactly like a DHT value
+//   (Directory::accept_envelope: envelope/record well formed, certificate chains to the domain
+//   CA, signature, pub == CN, not expired), observes the epoch, and holds the record under every
+//   key of the record (its EID keys and MAC key), so a later read of an older DHT value cannot
+//   roll it back. A valid record older than the one held is refused as "stale". Accepting the
+//   same bytes twice is harmless (idempotent).
 #pragma once
 
 #include <chrono>
