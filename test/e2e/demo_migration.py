@@ -157,7 +157,7 @@ def relay_problems(tb: T.Testbed, say=print) -> list:
     say("  " + "; ".join(f"{k} {v.get('rx')}/{v.get('tx')} lost {v.get('lost', 0) + v.get('tx_err', 0)} "
                          f"late {v.get('late_max_us', '?')} us q {v.get('max_queue')}" for k, v in rs.items()))
     out = []
-    if any(v.get("rx") != v.get("tx") + v.get("lost", 0) or v.get("tx_err") for v in rs.values()):
+    if any(v.get("rx") != v.get("tx") + v.get("lost", 0) + v.get("queued", 0) or v.get("tx_err") for v in rs.values()):
         out.append(f"the WAN emulator dropped frames: {rs}")
     # frames the relay handed to an AR's core link vs frames the AR's core port received (its
     # final counters): the difference was lost in between (the AF_PACKET receive ring was full;

@@ -56,7 +56,7 @@ def main() -> int:
                       f"{tb.leftovers}")
             rs = tb.relay_stats()
             if delay > 0:
-                ok = bool(rs) and all(v.get("rx") == v.get("tx") + v.get("lost", 0) and not v.get("tx_err")
+                ok = bool(rs) and all(v.get("rx") == v.get("tx") + v.get("lost", 0) + v.get("queued", 0) and not v.get("tx_err")
                                       for v in rs.values())
                 late = max((v.get("late_max_us", 0) for v in rs.values()), default=None)
                 res.check(f"WAN {delay:g} ms: the WAN emulator ({tb.relay_impl}) relayed every frame", ok,

@@ -648,7 +648,8 @@ class Testbed:
     def __init__(self, sites: list[Site], hosts: list[Host], router: str = DEFAULT_ROUTER,
                  workers: int = 1, idle_backoff_us: int = 100, log_level: str = "info",
                  mobile_prefixes: Optional[list] = None, mgmt: bool = True, keep_tmp: bool = False,
-                 mem_mb: int = 128, name: str = "tb", af_packet_frames: int = 4096):
+                 mem_mb: int = 128, name: str = "tb",
+                 af_packet_frames: int = int(os.environ.get("LM_E2E_AF_PACKET_FRAMES", "4096"))):
         install_cleanup_handlers()
         self.sites = sites
         self.hosts = hosts
@@ -963,7 +964,7 @@ class Testbed:
             self.routers[s.ar] = Router(self, s, argv, fp, path)
         for ar, r in self.routers.items():
             try:
-                wait_for(lambda: r.running() or not r.alive(), 20, what=f"{ar} to run")
+                wait_for(lambda: r.running() or not r.alive(), 45, what=f"{ar} to run")
             except TestbedError:
                 raise TestbedError(f"{ar} did not start:\n{r.stderr()[-3000:]}")
             if not r.alive():

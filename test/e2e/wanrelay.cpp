@@ -13,7 +13,8 @@
 // SCHED_FIFO (it sleeps between frames: a few % of a core at 20,000 frames/s).
 // Prints "ready" on stdout once every socket is bound; on SIGTERM/SIGINT prints one JSON line of
 // per-direction counters on stderr (rx, tx, lost, tx_err, max_queue, tx_retry, late_max_us: the
-// worst lateness of a transmit after its due time) and exits 0.
+// worst lateness of a transmit after its due time, queued: frames still delayed at exit, never
+// sent) and exits 0. rx = tx + lost + tx_err + queued.
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -266,10 +267,10 @@ int main(int argc, char** argv) {
         char b[512];
         snprintf(b, sizeof b,
                  "%s\"%s\": {\"rx\": %llu, \"tx\": %llu, \"lost\": %llu, \"tx_err\": %llu, \"max_queue\": %llu, "
-                 "\"tx_retry\": %llu, \"late_max_us\": %lld}",
+                 "\"tx_retry\": %llu, \"late_max_us\": %lld, \"queued\": %llu}",
                  i ? ", " : "", d->name.c_str(), (unsigned long long)d->rx_n, (unsigned long long)d->tx_n,
                  (unsigned long long)d->lost, (unsigned long long)d->tx_err, (unsigned long long)d->max_queue,
-                 (unsigned long long)d->tx_retry, (long long)(d->late_max / 1000));
+                 (unsigned long long)d->tx_retry, (long long)(d->late_max / 1000), (unsigned long long)d->q.n);
         out += b;
     }
     out += "}";

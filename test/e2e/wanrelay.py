@@ -139,6 +139,8 @@ def main():
                     d.q.append((time.monotonic() + d.delay, fr))
                     if len(d.q) > d.stats["max_queue"]:
                         d.stats["max_queue"] = len(d.q)
+    for d in dirs:
+        d.stats["queued"] = len(d.q)   # still delayed at exit, never sent
     print(json.dumps({d.name: d.stats for d in dirs}), file=sys.stderr, flush=True)
     return 0
 
