@@ -1,4 +1,3 @@
-#define LM_TMP_NO_ENVELOPE 1
 #include "controlplane/control_plane.hpp"
 
 #include <rte_cycles.h>
@@ -645,10 +644,24 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         const uint32_t ttl = cfg_.dht ? cfg_.dht->negative_ttl_ms : 0;
         if (ttl) negative_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() / 1000 * ttl;
         answer_no_mapping(k, waiting);
-#ifndef LM_TMP_NO_ENVELOPE
     } else if (e.type == T::Signed) {
         on_signed(e);
-#endif
+    } else if (e.type == T::Refined) {
+        // A newer record for a lookup answered earlier (a stale replica answered first): the
+        // same epoch-ordered path as any answer. MAC lookups (attach detection) used the first
+        // answer for the MO's identity; a newer record only matters if it moves an MO of ours.
+        if (e.answer == dir::Answer::NotFound) return;
+        if (e.kind == dir::KeyKind::Eid) {
+            const EidKey k = EidKey::make(e.tenant, e.eid);
+            bool have;
+            {
+                std::lock_guard g(mu_);
+                have = mappings_.count(k) != 0;
+            }
+            if (have) accept_record(k, e);
+        } else {
+            maybe_moved(e.record);
+        }
     } else if (e.type == T::WatchUpdate) {
         auto w = watch_keys_.find(e.cookie);
         if (w == watch_keys_.end()) return;

@@ -1,4 +1,3 @@
-#define LM_TMP_NO_ENVELOPE 1
 // The control lcore's side of a live migration (docs/architecture.md, "Handover"):
 //
 //   old AR                                   new AR
@@ -396,12 +395,7 @@ void ControlPlane::on_move_notify(const LmControl& c) {
         notify_parts_.erase(it);
     }
     dir::Verdict why = dir::Verdict::Ok;
-#ifdef LM_TMP_NO_ENVELOPE
-    std::optional<dir::Record> r;
-    why = dir::Verdict::Malformed;
-#else
     auto r = dir_->accept_envelope(env.data(), env.size(), &why);
-#endif
     // The header must say what the signed record says: a valid record of another MO or epoch
     // pasted under this header is not a notification for this MO.
     if (!r || r->tenant != c.tenant || r->mo != c.mo || r->epoch != c.epoch || r->withdrawn) {
@@ -471,9 +465,7 @@ void ControlPlane::on_signed(const dir::Event& e) {
         at = &it->second;
     }
     if (at->notify_to.empty() || at->epoch != e.record.epoch || at->state == AttachState::Forward) return;
-#ifndef LM_TMP_NO_ENVELOPE
     send_move_notify(*at, e.envelope);
-#endif
     at->notify_to.clear();
 }
 
