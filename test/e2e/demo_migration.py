@@ -14,9 +14,9 @@ stop-and-copy time D:
 
   1. warm-up pings cn -> MO (AR1 resolves the MO); iperf3 TCP cn -> MO at --tcp-rate; the UDP
      stream cn -> MO at --rate (lm-udpstream: paced to the microsecond, kernel receive times).
-  2. forward, in this fixed order: `lmctl -f <AR2> migrate-begin --tenant 1 --mo 0x102` (straight
-     to rte_telemetry /lm/migrate_begin if lmctl is not built; the hold starts when the router
-     runs it, lmctl's own start-up comes before); the MO's link leaves AR2's bridge; D ms pass; the link joins
+  2. forward, in this fixed order: migrate-begin at AR2 (/lm/migrate_begin,1,0x102 over rte_telemetry,
+     exactly what `lmctl -f <AR2> migrate-begin --tenant 1 --mo 0x102` sends; --hook lmctl runs
+     lmctl itself, whose exit on a loaded machine delays the next step by tens of ms); the MO's link leaves AR2's bridge; D ms pass; the link joins
      AR3's bridge (rtnetlink in the fabric ns: the MO keeps its processes, sockets, carrier); the
      MO sends a gratuitous ARP and an unsolicited NA; AR3 attaches it from that (no lmctl attach).
      AR1's cache is polled (rte_telemetry /lm/mappings) until it holds AR3's locator.
@@ -40,7 +40,8 @@ last run's (IPv6, D = 50 ms by default); with one family and one --d-ms it is th
 the issue. Exit status 0 when every run meets the targets.
 
     sudo test/e2e/demo_migration.py [--delay 10] [--d-ms 0,50] [--family 4|6|both] [--rate 10000]
-                                    [--tcp-rate 2M] [--router PATH] [--manual] [--forward-only]
+                                    [--tcp-rate 2M] [--router PATH] [--hook telemetry|lmctl]
+                                    [--manual] [--forward-only] [--reverse-rate N]
 
 --manual plays the handover by the operator instead (lmctl attach at the new AR after the link
 moved, lmctl detach at the old one, no migrate-begin): to see the test bed's flow before the
@@ -250,7 +251,8 @@ class Converge(threading.Thread):
             time.sleep(0.0005)
 
 
-def migrate(tb: T.Testbed, host: str, old: T.Site, new: T.Site, d_ms: float, eid: str, manual: bool) -> dict:
+def migrate(tb: T.Testbed, host: str, old: T.Site, new: T.Site, d_ms: float, eid: str, manual: bool,
+            hook: str = "telemetry") -> dict:
     """One migration of `host` from old to new, in the issue's order; returns its timeline."""
     h = tb.host(host)
     ar1 = tb.routers["ar1"]
@@ -259,12 +261,12 @@ def migrate(tb: T.Testbed, host: str, old: T.Site, new: T.Site, d_ms: float, eid
     t, t_real = time.monotonic(), time.time()
     if not manual:
         lmctl = T.tool_path("lmctl", "LM_LMCTL", tb.router)
-        if os.access(lmctl, os.X_OK):   # the orchestrator's hook: lmctl migrate-begin at the old AR
+        if hook == "lmctl" and os.access(lmctl, os.X_OK):   # the orchestrator's hook as a command
             r = T.sh([lmctl, "-f", tb.routers[old.ar].file_prefix, "migrate-begin", "--tenant", str(h.tenant),
                       "--mo", f"{h.mo_id:#x}"], check=False, timeout=10)
             ans = (r.stdout + r.stderr).strip() if r.returncode == 0 else f"lmctl exit {r.returncode}: {r.stdout}{r.stderr}"
             step["hook"] = "lmctl"
-        else:                           # the same command straight to rte_telemetry
+        else:   # what lmctl migrate-begin sends, straight to rte_telemetry (no process start)
             ans = tb.routers[old.ar].telemetry(f"/lm/migrate_begin,{h.tenant},{h.mo_id:#x}", timeout=5)
             step["hook"] = "telemetry"
         step["migrate_begin"] = {"mono": t, "real": t_real, "answer": ans}
@@ -329,7 +331,8 @@ def tcp_result(p: T.Proc, moves: list, t_start: float) -> dict:
 
 
 def run_once(tb: T.Testbed, family: int, d_ms: float, rate: int = 10000, tcp_rate: str = "2M",
-             manual: bool = False, say=print, forward_only: bool = False, rev_rate: int = 0) -> dict:
+             manual: bool = False, say=print, forward_only: bool = False, rev_rate: int = 0,
+             hook: str = "telemetry") -> dict:
     """Forward and back migration of the MO under traffic; returns the JSON dict and details."""
     cn, mo = tb.host("cn"), tb.host("mo")
     s1, s2, s3 = tb.sites
@@ -370,11 +373,11 @@ def run_once(tb: T.Testbed, family: int, d_ms: float, rate: int = 10000, tcp_rat
                          idle=4.0, fast=True) if rev_rate else None)
     t_stream = time.monotonic()
     time.sleep(PRE_S)
-    moves = [migrate(tb, "mo", s2, s3, d_ms, eid, manual)]
+    moves = [migrate(tb, "mo", s2, s3, d_ms, eid, manual, hook)]
     time.sleep(max(0.0, DWELL_S - (time.monotonic() - moves[0]["join"]["mono"])))
     middle = {ar: snap(r_) for ar, r_ in ars.items()}
     if not forward_only:
-        moves.append(migrate(tb, "mo", s3, s2, d_ms, eid, manual))
+        moves.append(migrate(tb, "mo", s3, s2, d_ms, eid, manual, hook))
     r = st.result(timeout=total + 30)
     rr = rev.result(timeout=total + 30) if rev else None
     try:
@@ -515,6 +518,9 @@ def main() -> int:
                     help="also a UDP stream MO -> cn at this rate, reported, not a target (0: none)")
     ap.add_argument("--router", default=T.DEFAULT_ROUTER)
     ap.add_argument("--manual", action="store_true", help="operator handover (lmctl attach/detach), for debugging")
+    ap.add_argument("--hook", choices=("telemetry", "lmctl"), default="telemetry",
+                    help="migrate-begin through rte_telemetry (default: /lm/migrate_begin, ~1 ms) or by running "
+                         "lmctl migrate-begin (its start-up took 25-280 ms on the loaded machine)")
     ap.add_argument("--forward-only", action="store_true", help="no migration back (debugging; not a PASS)")
     a = ap.parse_args()
     T.require_root()
@@ -535,7 +541,7 @@ def main() -> int:
                 tb = beds.get()
                 try:
                     res = run_once(tb, fam, d, a.rate, a.tcp_rate, a.manual, forward_only=a.forward_only,
-                                   rev_rate=a.reverse_rate)
+                                   rev_rate=a.reverse_rate, hook=a.hook)
                 except Exception as e:  # noqa: BLE001 - next run, on a new test bed
                     problems.append(f"v{fam}-d{d:g}: {type(e).__name__}: {e}")
                     for ar, r in tb.routers.items():
