@@ -355,15 +355,18 @@ def run_once(tb: T.Testbed, family: int, d_ms: float, rate: int = 10000, tcp_rat
     softnet0 = softnet_drops()
 
     total = PRE_S + DWELL_S + (0 if forward_only else TAIL_S + d_ms / 1000) + d_ms / 1000 + 1.0
-    port = UDP_PORT + family * 10 + int(d_ms) % 10
+    # a new port (and iperf3 port) per run: stray datagrams of a previous run are not counted
+    tb.mig_runs = getattr(tb, "mig_runs", 0) + 1
+    port = UDP_PORT + 2 * tb.mig_runs
+    tcp_port = TCP_PORT + tb.mig_runs
     # iperf3: one test, JSON on both sides, 100 ms intervals; 1400-byte writes (not 128 KiB
     # bursts) so the rate-limited stream is smooth; the server's intervals come back to the client
     # (--get-server-output) and show when bytes arrived at the MO.
-    srv = tb.spawn("mo", ["iperf3", "-s", "-1", "-J", "-i", "0.1", "-p", str(TCP_PORT)], name=f"iperf3-s-{run_id}")
-    T.wait_for(lambda: tb.run("mo", ["ss", "-Hltn", f"sport = :{TCP_PORT}"], check=False).stdout.strip()
+    srv = tb.spawn("mo", ["iperf3", "-s", "-1", "-J", "-i", "0.1", "-p", str(tcp_port)], name=f"iperf3-s-{run_id}")
+    T.wait_for(lambda: tb.run("mo", ["ss", "-Hltn", f"sport = :{tcp_port}"], check=False).stdout.strip()
                or not srv.alive(), 10, what="iperf3 server")
     t_tcp = time.time()
-    cli = tb.spawn("cn", ["iperf3", "-c", eid, "-p", str(TCP_PORT), "-b", tcp_rate, "-l", "1400", "-t",
+    cli = tb.spawn("cn", ["iperf3", "-c", eid, "-p", str(tcp_port), "-b", tcp_rate, "-l", "1400", "-t",
                           f"{total + 0.5:.1f}", "-i", "0.1", "--json", "--get-server-output"], name=f"iperf3-{run_id}")
     time.sleep(0.3)
     count = int(rate * total)

@@ -31,11 +31,9 @@ C. Forged records from dht-rogue-publisher nodes in their own namespace on the m
    rogue locator.
 """
 
-import glob
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -65,47 +63,7 @@ ROGUE_INDEX = 50             # management address 198.51.100.242
 SETTLE_S = float(os.environ.get("LM_DHT_SETTLE_S", "1.5"))
 
 
-def tool(name: str, env: str) -> str:
-    return os.environ.get(env) or os.path.join(os.path.dirname(os.path.abspath(T.DEFAULT_ROUTER)), name)
-
-
-ROGUE = tool("dht-rogue-publisher", "LM_DHT_ROGUE")
-LMCTL = tool("lmctl", "LM_LMCTL")
-
-
-def make_pki(d: str, names: list[str]) -> str:
-    """Domain CA + AR identities in d; returns which tool made them."""
-    def lmctl_ok() -> bool:
-        if not os.access(LMCTL, os.X_OK):
-            return False
-        try:
-            r = subprocess.run([LMCTL, "pki", "init", "--dir", d], capture_output=True, text=True, timeout=60)
-            if r.returncode != 0:
-                return False
-            for n in names:
-                r = subprocess.run([LMCTL, "pki", "issue", "--dir", d, "--name", n], capture_output=True, text=True,
-                                   timeout=60)
-                if r.returncode != 0 or not os.path.exists(os.path.join(d, f"{n}.key")):
-                    return False
-        except (OSError, subprocess.SubprocessError):
-            return False
-        return ca_cert(d) is not None
-    os.makedirs(d, exist_ok=True)
-    if lmctl_ok():
-        return "lmctl"
-    for f in glob.glob(os.path.join(d, "*")):
-        os.remove(f)
-    subprocess.run([ROGUE, "--pki-init", d], check=True, capture_output=True, timeout=60)
-    for n in names:
-        subprocess.run([ROGUE, "--pki-issue", d, "--name", n], check=True, capture_output=True, timeout=60)
-    return "dht-rogue-publisher"
-
-
-def ca_cert(d: str):
-    if os.path.exists(os.path.join(d, "ca.crt")):
-        return "ca.crt"
-    c = [os.path.basename(p) for p in glob.glob(os.path.join(d, "*.crt")) if "ca" in os.path.basename(p)]
-    return c[0] if len(c) == 1 else None
+ROGUE = T.tool_path("dht-rogue-publisher", "LM_DHT_ROGUE")
 
 
 def mappings(r: T.Router) -> dict:
@@ -182,20 +140,12 @@ def main() -> int:
     tb = T.Testbed(sites, hosts, name="dht")
     rogues = []
     try:
-        pki = os.path.join(tb.tmp, "pki")
         t = time.monotonic()
-        made_by = make_pki(pki, [s.ar for s in sites])
-        T.log(f"PKI made by {made_by} in {time.monotonic() - t:.1f} s")
-        ca = ca_cert(pki)
         for s in sites:
-            other = [o for o in sites if o is not s]
-            s.config = {
-                "static_mappings": [],
-                "cache": {"pending_per_eid": PENDING_PER_EID, "pending_timeout_ms": PENDING_TIMEOUT_MS},
-                "dht": {"port": 4222, "bind4": s.mgmt4, "bootstrap": [f"{o.mgmt4}:4222" for o in other],
-                        "ca_cert": f"pki/{ca}", "identity_key": f"pki/{s.ar}.key",
-                        "identity_cert": f"pki/{s.ar}.crt", "negative_ttl_ms": NEG_TTL_MS},
-            }
+            s.config = {"cache": {"pending_per_eid": PENDING_PER_EID, "pending_timeout_ms": PENDING_TIMEOUT_MS}}
+        made_by = T.use_dht(tb, port=4222, extra={"negative_ttl_ms": NEG_TTL_MS})   # PKI in tb.tmp/pki
+        pki = os.path.join(tb.tmp, "pki")
+        T.log(f"PKI made by {made_by} in {time.monotonic() - t:.1f} s")
         t_start_ms = time.time() * 1000
         tb.up()
         t_up = time.monotonic()
