@@ -28,9 +28,11 @@ using Bytes = std::vector<uint8_t>;
 MacAddr mac(const char* s) { return *MacAddr::parse(s); }
 IpAddr addr(const char* s) { return *IpAddr::parse(s); }
 
+// One pool for the process. Released, not owned: a static owner would free it after main()
+// returned, i.e. after rte_eal_cleanup() (a crash); EAL's cleanup takes its memory back.
 rte_mempool* pool() {
-    static MempoolPtr p = make_pktmbuf_pool("hoctl_pool", 1023, 0);
-    return p.get();
+    static rte_mempool* p = make_pktmbuf_pool("hoctl_pool", 1023, 0).release();
+    return p;
 }
 
 rte_mbuf* frame(const Bytes& b) {
