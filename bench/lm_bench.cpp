@@ -925,7 +925,10 @@ void usage() {
                  "                        [--concurrency N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]\n"
                  "                        [--publish-window N] [--eal EAL-ARGS...]\n"
                  "miss -> answer applied in the worker cache, over an in-process LM DHT of N nodes on 127.0.0.1\n"
-                 "(defaults: 32 nodes, 10000 records, 1000 sequential lookups, then 1000 with 64 outstanding).\n");
+                 "(defaults: 32 nodes, 10000 records, 1000 sequential lookups, then 1000 with 64 outstanding).\n"
+                 "\n"
+                 "       lm-bench handover [--ars N] [--moves N] [--seed N] [--poll-us N] (more: lm-bench handover --help)\n"
+                 "attach -> every AR's cache updated, N router control planes on an in-process LM DHT (bench/handover_bench.cpp).\n");
     std::exit(2);
 }
 
@@ -1620,8 +1623,11 @@ int resolve_main(int argc, char** argv) {
     }
 }
 
+int handover_main(int argc, char** argv);  // bench/handover_bench.cpp
+
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "resolve") return resolve_main(argc, argv);
+    if (argc >= 2 && std::string(argv[1]) == "handover") return handover_main(argc, argv);
     if (argc < 2 || std::string(argv[1]) != "fastpath") usage();
     Options o;
     for (int i = 2; i < argc; ++i) {
