@@ -11,7 +11,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = ["test_testbed.py", "test_static_forwarding.py", "test_mtu_clamp.py", "test_wan_delay.py",
-         "test_dht_resolution.py"]
+         "test_dht_resolution.py", "test_migration.py"]
 
 
 def main(argv):

@@ -1272,7 +1272,8 @@ class UdpStream:
             tx_pre = []
         timeout = count / rate + 10 + idle
         self.rx = tb.spawn(dst, cmd + ["recv", "--port", str(port), "--count", str(count),
-                                       "--idle", str(idle), "--timeout", str(timeout)], name=f"udprx-{dst}-{port}")
+                                       "--idle", str(idle), "--timeout", str(timeout)] + (["--gaps", "32"] if fast else []),
+                           name=f"udprx-{dst}-{port}")
         wait_for(lambda: "ready" in self.rx.stdout() or not self.rx.alive(), 10, what=f"udp receiver in {dst}")
         self.tx = tb.spawn(src, tx_pre + cmd + ["send", "--dst", dst_addr, "--port", str(port), "--count", str(count),
                                                 "--rate", str(rate), "--size", str(size)], name=f"udptx-{src}-{port}")
