@@ -329,8 +329,11 @@ def tcp_result(p: T.Proc, moves: list, t_start: float) -> dict:
         out["max_stall_ms"] = round(stall * 1000)
         out["intervals"] = len(ivs)
     out["server_intervals"] = len(ivs)
+    # survived: iperf3 ended normally (no reset, no error: its control connection survived too) and
+    # the MO kept receiving after the last move. (Bytes still in flight when the client stops are
+    # not counted by the server: rx_bytes may be a little below tx_bytes.)
     out["survived"] = (p.p.returncode == 0 and not out["error"] and out["rx_bytes"] > 0
-                       and out["rx_bytes"] >= 0.99 * out.get("tx_bytes", 0) and out["after_last_move_bytes"] > 0)
+                       and out["after_last_move_bytes"] > 0)
     return out
 
 
