@@ -524,17 +524,21 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
     v.locator = *loc;
     upsert_mapping(k, v);
     learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
-    bool watch = false;
+    ensure_watch(k);
+}
+
+// Watches k in the directory (push updates) unless it is watched already or the bound
+// (dht.max_watches) is reached. The watch goes with forget().
+void ControlPlane::ensure_watch(const EidKey& k) {
+    if (!dir_ || !cfg_.dht) return;
     {
         std::lock_guard g(mu_);
-        watch = !watches_.count(k) && cfg_.dht && watches_.size() < cfg_.dht->max_watches;
+        if (watches_.count(k) || watches_.size() >= cfg_.dht->max_watches) return;
     }
-    if (watch) {
-        const uint64_t id = dir_->watch(k.tenant(), k.ip());
-        std::lock_guard g(mu_);
-        watches_[k] = id;
-        watch_keys_[id] = k;
-    }
+    const uint64_t id = dir_->watch(k.tenant(), k.ip());
+    std::lock_guard g(mu_);
+    watches_[k] = id;
+    watch_keys_[id] = k;
 }
 
 void ControlPlane::serve_operator_queries() {

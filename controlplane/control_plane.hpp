@@ -196,6 +196,7 @@ private:
     std::map<uint64_t, EidKey> refresh_cookies_;
     uint64_t next_refresh_scan_ = 0;
     void refresh_learned();
+    void ensure_watch(const EidKey& k);
     void forget(const EidKey& k);
     uint64_t next_cookie_ = 1;
 

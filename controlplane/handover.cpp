@@ -84,20 +84,7 @@ std::string ControlPlane::migrate_begin(TenantId t, MoId mo) {
     push_local_mappings(*at);  // local correspondents' packets wait too
     push_attachment(*at);
     // Learn the new locator from the DHT as well as from the new AR's notification.
-    if (dir_ && cfg_.dht) {
-        const EidKey k = EidKey::make(t, at->a.eids.front());
-        bool watch;
-        {
-            std::lock_guard g(mu_);
-            watch = !watches_.count(k) && watches_.size() < cfg_.dht->max_watches;
-        }
-        if (watch) {
-            const uint64_t id = dir_->watch(t, at->a.eids.front());
-            std::lock_guard g(mu_);
-            watches_[k] = id;
-            watch_keys_[id] = k;
-        }
-    }
+    ensure_watch(EidKey::make(t, at->a.eids.front()));
     log::info("control: MO {:#x} (tenant {}) is leaving: holding its packets", mo, t);
     return "";
 }
@@ -167,6 +154,7 @@ void ControlPlane::move_away(Attached& at, const dir::Record& r) {
         v.locator = *loc;
         upsert_mapping(k, v);
         if (dir_) learned_[k] = now + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
+        ensure_watch(k);  // its next move must reach us too (we may still forward to it)
     }
     push_attachment(at);
     if (dir_ && dir_->can_publish()) dir_->release(at.a.tenant, at.a.mo_id);  // the newer record wins
