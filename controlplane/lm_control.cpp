@@ -1,5 +1,7 @@
 #include "controlplane/lm_control.hpp"
 
+#include "controlplane/neighbor.hpp"
+
 #include <rte_arp.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
@@ -14,41 +16,10 @@ namespace {
 constexpr uint16_t kEtherTypeRarp = 0x8035;
 constexpr uint16_t kRarpRequest = 3, kRarpReply = 4;
 
-// L3 offset after an optional VLAN tag; 0 if the frame is too short.
-unsigned l3_offset(const rte_mbuf* m, uint16_t& etype) {
-    if (m->data_len < RTE_ETHER_HDR_LEN) return 0;
-    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-    etype = rte_be_to_cpu_16(eth->ether_type);
-    if (etype != RTE_ETHER_TYPE_VLAN) return RTE_ETHER_HDR_LEN;
-    if (m->data_len < RTE_ETHER_HDR_LEN + 4) return 0;
-    etype = rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->eth_proto);
-    return RTE_ETHER_HDR_LEN + 4;
-}
-
 MacAddr mac_of(const uint8_t* p) {
     MacAddr m;
     std::memcpy(m.b.data(), p, 6);
     return m;
-}
-
-// Ethernet (+ VLAN) header of a frame we originate; returns where L3 starts.
-uint8_t* start_frame(rte_mbuf* m, unsigned l3_len, const MacAddr& dst, const MacAddr& src, uint16_t etype,
-                     std::optional<uint16_t> vlan) {
-    const unsigned l2 = vlan ? RTE_ETHER_HDR_LEN + 4 : RTE_ETHER_HDR_LEN;
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(l2 + l3_len)));
-    if (!p) return nullptr;
-    auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
-    std::memcpy(eth->dst_addr.addr_bytes, dst.b.data(), 6);
-    std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
-    if (vlan) {
-        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
-        auto* vh = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
-        vh->vlan_tci = rte_cpu_to_be_16(*vlan);
-        vh->eth_proto = rte_cpu_to_be_16(etype);
-    } else {
-        eth->ether_type = rte_cpu_to_be_16(etype);
-    }
-    return p + l2;
 }
 
 std::optional<Announcement> parse_arp_like(const rte_mbuf* m, unsigned l3, bool rarp) {
@@ -124,7 +95,7 @@ const char* to_string(Announcement::Kind k) {
 
 std::optional<Announcement> parse_announcement(const rte_mbuf* m) {
     uint16_t etype = 0;
-    const unsigned l3 = l3_offset(m, etype);
+    const unsigned l3 = frame_l3_offset(m, etype);
     if (!l3) return std::nullopt;
     if (etype == RTE_ETHER_TYPE_ARP) return parse_arp_like(m, l3, false);
     if (etype == kEtherTypeRarp) return parse_arp_like(m, l3, true);
@@ -137,7 +108,7 @@ rte_mbuf* build_gratuitous_arp(rte_mempool* pool, const MacAddr& mac, const IpAd
     if (!m) return nullptr;
     MacAddr bcast;
     bcast.b.fill(0xFF);
-    auto* p = start_frame(m, sizeof(rte_arp_hdr), bcast, mac, RTE_ETHER_TYPE_ARP, vlan);
+    auto* p = append_frame(m, sizeof(rte_arp_hdr), bcast, mac, RTE_ETHER_TYPE_ARP, vlan);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* arp = reinterpret_cast<rte_arp_hdr*>(p);
     arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
@@ -158,7 +129,7 @@ rte_mbuf* build_unsolicited_na(rte_mempool* pool, const MacAddr& mac, const IpAd
     static constexpr uint8_t kAllNodes[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     MacAddr all_nodes_mac;
     all_nodes_mac.b = {0x33, 0x33, 0, 0, 0, 1};
-    auto* p = start_frame(m, 40 + 32, all_nodes_mac, mac, RTE_ETHER_TYPE_IPV6, vlan);
+    auto* p = append_frame(m, 40 + 32, all_nodes_mac, mac, RTE_ETHER_TYPE_IPV6, vlan);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
     ip6->vtc_flow = rte_cpu_to_be_32(6u << 28);
@@ -182,7 +153,7 @@ rte_mbuf* build_unsolicited_na(rte_mempool* pool, const MacAddr& mac, const IpAd
 
 std::optional<LmControl> parse_lm_control(const rte_mbuf* m) {
     uint16_t etype = 0;
-    const unsigned l3 = l3_offset(m, etype);
+    const unsigned l3 = frame_l3_offset(m, etype);
     if (!l3 || m->nb_segs != 1) return std::nullopt;
     LmControl c;
     unsigned l4, udp_len;
@@ -232,8 +203,7 @@ rte_mbuf* build_lm_control(rte_mempool* pool, const LmControlAddr& a, wire::LmTy
     if (!m) return nullptr;
     const unsigned ip_len = v6 ? wire::kIpv6Len : wire::kIpv4Len;
     const unsigned udp_len = wire::kUdpLen + wire::kLmLen + unsigned(payload.size());
-    uint8_t* p = start_frame(m, ip_len + udp_len, a.dst_mac, a.src_mac, v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4,
-                             std::nullopt);
+    uint8_t* p = append_frame(m, ip_len + udp_len, a.dst_mac, a.src_mac, v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* udp = reinterpret_cast<rte_udp_hdr*>(p + ip_len);
     // Source port from the MO id: hints and notifications for one MO take one ECMP path.

@@ -9,21 +9,41 @@
 
 namespace lm {
 
-static uint8_t* start_frame(rte_mbuf* m, unsigned len, const uint8_t* dst, const MacAddr& src, uint16_t etype) {
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(len)));
+uint8_t* append_frame(rte_mbuf* m, unsigned l3_len, const MacAddr& dst, const MacAddr& src, uint16_t etype,
+                      std::optional<uint16_t> vlan) {
+    const unsigned l2 = vlan ? RTE_ETHER_HDR_LEN + 4 : RTE_ETHER_HDR_LEN;
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(l2 + l3_len)));
     if (!p) return nullptr;
     auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
-    std::memcpy(eth->dst_addr.addr_bytes, dst, 6);
+    std::memcpy(eth->dst_addr.addr_bytes, dst.b.data(), 6);
     std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
-    eth->ether_type = rte_cpu_to_be_16(etype);
-    return p + RTE_ETHER_HDR_LEN;
+    if (vlan) {
+        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+        auto* vh = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
+        vh->vlan_tci = rte_cpu_to_be_16(*vlan);
+        vh->eth_proto = rte_cpu_to_be_16(etype);
+    } else {
+        eth->ether_type = rte_cpu_to_be_16(etype);
+    }
+    return p + l2;
+}
+
+unsigned frame_l3_offset(const rte_mbuf* m, uint16_t& etype) {
+    if (m->data_len < RTE_ETHER_HDR_LEN) return 0;
+    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    etype = rte_be_to_cpu_16(eth->ether_type);
+    if (etype != RTE_ETHER_TYPE_VLAN) return RTE_ETHER_HDR_LEN;
+    if (m->data_len < RTE_ETHER_HDR_LEN + 4) return 0;
+    etype = rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->eth_proto);
+    return RTE_ETHER_HDR_LEN + 4;
 }
 
 rte_mbuf* build_arp_request(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (!m) return nullptr;
-    static constexpr uint8_t kBcast[6] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
-    auto* p = start_frame(m, RTE_ETHER_HDR_LEN + sizeof(rte_arp_hdr), kBcast, src_mac, RTE_ETHER_TYPE_ARP);
+    MacAddr bcast;
+    bcast.b.fill(0xFF);
+    auto* p = append_frame(m, sizeof(rte_arp_hdr), bcast, src_mac, RTE_ETHER_TYPE_ARP);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* arp = reinterpret_cast<rte_arp_hdr*>(p);
     arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
@@ -43,8 +63,9 @@ rte_mbuf* build_neighbor_solicit(rte_mempool* pool, const MacAddr& src_mac, cons
     if (!m) return nullptr;
     // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX (RFC 4291, 2464).
     uint8_t dst_ip[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xFF, target.b[13], target.b[14], target.b[15]};
-    uint8_t dst_mac[6] = {0x33, 0x33, 0xFF, target.b[13], target.b[14], target.b[15]};
-    auto* p = start_frame(m, RTE_ETHER_HDR_LEN + 40 + 32, dst_mac, src_mac, RTE_ETHER_TYPE_IPV6);
+    MacAddr dst_mac;
+    dst_mac.b = {0x33, 0x33, 0xFF, target.b[13], target.b[14], target.b[15]};
+    auto* p = append_frame(m, 40 + 32, dst_mac, src_mac, RTE_ETHER_TYPE_IPV6);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* ip = reinterpret_cast<rte_ipv6_hdr*>(p);
     ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
@@ -65,20 +86,9 @@ rte_mbuf* build_neighbor_solicit(rte_mempool* pool, const MacAddr& src_mac, cons
     return m;
 }
 
-// Offset of the L3 header after an optional VLAN tag, and the ethertype.
-static unsigned l3_of(const rte_mbuf* m, uint16_t& etype) {
-    if (m->data_len < RTE_ETHER_HDR_LEN) return 0;
-    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-    etype = rte_be_to_cpu_16(eth->ether_type);
-    if (etype != RTE_ETHER_TYPE_VLAN) return RTE_ETHER_HDR_LEN;
-    if (m->data_len < RTE_ETHER_HDR_LEN + 4) return 0;
-    etype = rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->eth_proto);
-    return RTE_ETHER_HDR_LEN + 4;
-}
-
 std::optional<MacAddr> arp_sender_mac(const rte_mbuf* m, const IpAddr& ip) {
     uint16_t etype;
-    unsigned l3 = l3_of(m, etype);
+    unsigned l3 = frame_l3_offset(m, etype);
     if (!l3 || etype != RTE_ETHER_TYPE_ARP || m->data_len < l3 + sizeof(rte_arp_hdr)) return std::nullopt;
     auto* arp = rte_pktmbuf_mtod_offset(m, const rte_arp_hdr*, l3);
     if (std::memcmp(&arp->arp_data.arp_sip, ip.b.data(), 4) != 0) return std::nullopt;
@@ -90,7 +100,7 @@ std::optional<MacAddr> arp_sender_mac(const rte_mbuf* m, const IpAddr& ip) {
 
 std::optional<MacAddr> na_target_mac(const rte_mbuf* m, const IpAddr& ip) {
     uint16_t etype;
-    unsigned l3 = l3_of(m, etype);
+    unsigned l3 = frame_l3_offset(m, etype);
     if (!l3 || etype != RTE_ETHER_TYPE_IPV6 || m->data_len < l3 + 40 + 24) return std::nullopt;
     auto* ip6 = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, l3);
     const uint8_t* h = rte_pktmbuf_mtod_offset(m, const uint8_t*, l3 + 40);
@@ -117,7 +127,7 @@ std::optional<MacAddr> na_target_mac(const rte_mbuf* m, const IpAddr& ip) {
 
 bool make_echo_reply(rte_mbuf* m, const MacAddr& our_mac) {
     uint16_t etype;
-    unsigned l3 = l3_of(m, etype);
+    unsigned l3 = frame_l3_offset(m, etype);
     if (!l3 || m->nb_segs != 1) return false;
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     if (etype == RTE_ETHER_TYPE_IPV4) {

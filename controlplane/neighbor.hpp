@@ -25,6 +25,14 @@ struct Neighbor {
     uint64_t next_probe_tsc = 0;
 };
 
+// Frame helpers shared by the control lcore's packet builders and parsers (also lm_control.cpp).
+// Appends an Ethernet header (+ an 802.1Q tag when vlan is set) and l3_len bytes to m; returns
+// where L3 starts, or nullptr if m has no room.
+uint8_t* append_frame(rte_mbuf* m, unsigned l3_len, const MacAddr& dst, const MacAddr& src, uint16_t etype,
+                      std::optional<uint16_t> vlan = std::nullopt);
+// Offset of L3 after an optional VLAN tag, and the EtherType behind it; 0 if m is too short.
+unsigned frame_l3_offset(const rte_mbuf* m, uint16_t& etype);
+
 // ARP request "who has target? tell src" from (src_mac, src_ip). nullptr if the pool is empty.
 rte_mbuf* build_arp_request(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target);
 // Neighbour Solicitation for target to its solicited-node multicast address.
