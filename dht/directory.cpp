@@ -170,12 +170,18 @@ Epoch Directory::publish(Record r) {
     r.withdrawn = false;
     const uint64_t now = unix_ms_now();
     r.expiry_ms = now + ttl_ms();
+    std::optional<Record> prev;
     {
         std::lock_guard lk(mu_);
         const uint64_t due = now + uint64_t(cfg_.refresh_interval.count()) * 1000;
-        owned_[{r.tenant, r.mo}] = Owned{r, due};
+        auto it = owned_.find({r.tenant, r.mo});
+        if (it != owned_.end()) prev = std::move(it->second.rec);  // an earlier publication of this MO
+        owned_.insert_or_assign({r.tenant, r.mo}, Owned{r, due});
         if (due < next_due_ms_.load()) next_due_ms_ = due;
     }
+    // The earlier publication is a value of its own (another epoch: another value id): stop
+    // re-announcing it, it expires after kRecordTtl.
+    if (prev) enqueue_cancel(*prev, &r);
     const Epoch e = r.epoch;
     enqueue_publish(std::move(r), PubKind::Publish);
     return e;
@@ -191,6 +197,7 @@ Epoch Directory::withdraw(TenantId tenant, MoId mo) {
         t = it->second.rec;
         owned_.erase(it);
     }
+    const Record old = t;
     t.epoch = hlc_.next();
     t.withdrawn = true;
     t.loc4.reset();
@@ -199,6 +206,8 @@ Epoch Directory::withdraw(TenantId tenant, MoId mo) {
     t.expiry_ms = unix_ms_now() + ttl_ms();
     const Epoch e = t.epoch;
     ctr_->withdrawn.fetch_add(1, std::memory_order_relaxed);
+    // The tombstone has its own value id (new epoch): the record's permanent puts are cancelled.
+    enqueue_cancel(old, &t);
     enqueue_publish(std::move(t), PubKind::Withdraw);
     return e;
 }
@@ -213,17 +222,32 @@ bool Directory::release(TenantId tenant, MoId mo) {
         owned_.erase(it);
     }
     ctr_->released.fetch_add(1, std::memory_order_relaxed);
-    // Stop OpenDHT's re-announcing of the permanent puts (the record stays on the storage nodes
-    // until it expires; the new AR's newer record supersedes it). Through the job queue, so it
-    // runs after any publication of this MO still waiting to be signed.
+    // Stop OpenDHT's re-announcing of the permanent puts of the current record's value id (the
+    // record stays on the storage nodes until it expires; the new AR's newer record supersedes it).
+    enqueue_cancel(r, nullptr);
+    return true;
+}
+
+void Directory::enqueue_cancel(const Record& old, const Record* next) {
+    const uint64_t vid = signer_->value_id(old.epoch);
+    std::vector<::dht::InfoHash> keys;
+    for (const auto& k : record_keys(old)) {
+        if (next && signer_->value_id(next->epoch) == vid) {
+            const auto nk = record_keys(*next);
+            if (std::find(nk.begin(), nk.end(), k) != nk.end()) continue;  // same value, edited in place
+        }
+        keys.push_back(k);
+    }
+    if (keys.empty()) return;
+    // Through the job queue, so it runs after any publication of `old` still waiting to be signed
+    // (its put's completion only re-puts it as permanent while it is still the MO's current record).
     {
         std::lock_guard lk(jmu_);
-        jobs_.emplace_back([this, keys = record_keys(r)] {
-            for (const auto& k : keys) runner_->cancelPut(k, signer_->value_id());
+        jobs_.emplace_back([this, keys = std::move(keys), vid] {
+            for (const auto& k : keys) runner_->cancelPut(k, vid);
         });
     }
     jcv_.notify_one();
-    return true;
 }
 
 std::vector<Record> Directory::owned() const {
@@ -283,6 +307,10 @@ void Directory::enqueue_publish(Record r, PubKind kind) {
             // permanent (a probe and an expiry refresh per replica), if it is still this MO's
             // current record: a later publication/refresh does the same with its own value, and
             // release() cancels it. A tombstone stays a normal put (it lives one TTL).
+            // Value id: this publication's own (publisher, epoch) id -- a refresh keeps it (an edit
+            // of the same value), a new epoch is a new value, which OpenDHT 2.4's listeners always
+            // deliver (a known id would be taken for a refresh and never reach them; record.hpp).
+            const uint64_t vid = signer_->value_id(r.epoch);
             const bool keep_alive = kind != PubKind::Withdraw;
             const std::pair<TenantId, MoId> slot{r.tenant, r.mo};
             if (kind == PubKind::Publish) {
@@ -302,7 +330,7 @@ void Directory::enqueue_publish(Record r, PubKind kind) {
             auto st = std::make_shared<PutState>();
             st->remaining = keys.size();
             for (const auto& k : keys) {
-                auto v = std::make_shared<::dht::Value>(kLmValueType, data, signer_->value_id());
+                auto v = std::make_shared<::dht::Value>(kLmValueType, data, vid);
                 runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report, keep_alive, slot, k, v](bool ok) {
                     if (keep_alive && !stopped_) {
                         std::lock_guard lk(mu_);  // held across put(): release() cancels after it

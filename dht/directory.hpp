@@ -15,6 +15,9 @@
 // re-signs its record with a new expiry (same epoch) every refresh_interval, from poll() (or
 // refresh()). withdraw() publishes a signed tombstone with a new, higher epoch (OpenDHT cannot
 // delete values); release() just stops refreshing (the MO moved: the new AR's record wins).
+// Every publication (epoch) is its own DHT value (value id from publisher + epoch, record.hpp); a
+// refresh edits it in place, and a newer publication, a tombstone or release() stops the
+// re-announcing of the one it supersedes, which then expires after kRecordTtl.
 #pragma once
 
 #include <atomic>
@@ -246,6 +249,10 @@ private:
     void push(Event&& ev);
     enum class PubKind : uint8_t { Publish, Refresh, Withdraw };
     void enqueue_publish(Record r, PubKind kind);
+    // Cancels OpenDHT's permanent puts of `old` (its value id, every key of it), through the job
+    // queue (after any publication still waiting to be signed); keys where `next` -- the record
+    // replacing it, if any -- is put under the same value id are left alone.
+    void enqueue_cancel(const Record& old, const Record* next);
     void signer_loop();
 
     DhtConfig cfg_;

@@ -221,9 +221,13 @@ Blob signing_input(const Blob& rec) {
     return in;
 }
 
-uint64_t value_id_for(const ::dht::InfoHash& id) {
+uint64_t value_id_for(const ::dht::InfoHash& publisher_key_id, Epoch epoch) {
+    uint8_t in[::dht::InfoHash::size() + 8];
+    std::memcpy(in, publisher_key_id.data(), ::dht::InfoHash::size());
+    for (size_t i = 0; i < 8; ++i) in[::dht::InfoHash::size() + i] = uint8_t(epoch >> (56 - 8 * i));
+    const auto h = ::dht::InfoHash::get(in, sizeof in);
     uint64_t v = 0;
-    for (size_t i = 0; i < 8; ++i) v = (v << 8) | id[i];
+    for (size_t i = 0; i < 8; ++i) v = (v << 8) | h[i];
     return v == 0 ? 1 : v;
 }
 

@@ -13,9 +13,32 @@
 //
 // ---- Value (OpenDHT dht::Value) -------------------------------------------------------------
 //   type   = kLmValueType (0x4C4D, "LM"); the type's storage lifetime is kRecordTtl
-//   id     = value id derived from the publisher: the first 8 bytes of the publishing AR's
-//            public-key id (InfoHash of its key), big endian; 0 is mapped to 1.
-//            So each AR owns one slot per key and replaces its own record there.
+//   id     = value id of one publication (publisher, epoch): the first 8 bytes, big endian, of
+//            InfoHash::get(K || E) -- SHA-1 over K = the publishing AR's public-key id (the 20
+//            bytes of the InfoHash of its key) followed by E = the record's epoch as 8 bytes big
+//            endian; 0 is mapped to 1 (value_id_for()).
+//            A refresh (same record, same epoch, later expiry) keeps the id: it is an edit of the
+//            same value ("slot"), which storage nodes accept only from the same signer with an
+//            epoch >= the stored one (trust.hpp). A new epoch -- a new publication after the MO
+//            came back, or a tombstone -- gets a new id, i.e. a new value under the key.
+//            Why not one id per AR (the earlier scheme): OpenDHT 2.4's listen side treats a value
+//            whose id it already knows as a mere refresh and never calls the listen callback
+//            with the new bytes, so after AR2 -> AR3 -> AR2 the watchers never saw AR2's new
+//            record (lm-bench handover: stale_after_1s > 0). Upstream compares seq since PR
+//            #651, which 2.4.12 does not have. A fresh id per epoch is always "new" to listeners.
+//   Storage cost: a key holds one value per publication made within the storage lifetime
+//            (kRecordTtl, 600 s): the current record (refreshed, so it stays) plus every record
+//            and tombstone superseded in the last 600 s (their publishers cancel the permanent
+//            puts, so they expire 600 s after their last put). An MO that moves every T seconds
+//            has about 1 + 600/T values under each of its keys, ~1.6 kB each (RSA 2048 envelope
+//            with the certificate): moving every 10 s = ~61 values = ~100 kB per get of the key
+//            (a watch only receives the new values); moving once a minute = ~11 values, ~18 kB.
+//            The earlier scheme had at most one value per AR that hosted the MO. Nothing in LM
+//            bounds it; OpenDHT does: at most 64 Ki values per key on a storage node and
+//            DEFAULT_STORAGE_LIMIT (64 MiB) of values per node (beyond it, storage nodes expire
+//            or refuse values), and a value is at most 64 kB. Readers keep the best epoch
+//            whatever the count; only bandwidth and verification (once per distinct value, then
+//            cached) grow.
 //   data   = msgpack map (the "envelope"):
 //              "rec"  : bin  msgpack bytes of the record below (exactly the signed bytes)
 //              "sig"  : bin  RSA PKCS#1 v1.5 signature made by OpenDHT PrivateKey::sign()
@@ -117,8 +140,9 @@ inline std::optional<Envelope> decode_envelope(const Blob& b) { return decode_en
 // Bytes actually signed: a domain-separation prefix, then the record bytes.
 Blob signing_input(const Blob& rec);
 
-// Value id for a publisher key id (see the block above).
-uint64_t value_id_for(const ::dht::InfoHash& publisher_key_id);
+// Value id of the publication of a record with `epoch` by the AR whose public-key id is
+// `publisher_key_id` (see the block above). Deterministic, never 0.
+uint64_t value_id_for(const ::dht::InfoHash& publisher_key_id, Epoch epoch);
 
 // Hasher for unordered containers keyed by InfoHash (OpenDHT 2.4 has no std::hash for it).
 struct InfoHashHasher {

@@ -19,10 +19,11 @@
 //   signed with the AR's private key, the AR's certificate travels in the value (so a reader needs
 //   no extra round trip to fetch it -- a miss is on the packet path), and readers verify the chain
 //   to the domain CA themselves. Values are plain put() with a value id derived from the publisher
-//   (record.hpp), so each AR owns one slot per key, and the LM value type's edit policy (installed
-//   on every node by the directory) lets a slot be replaced only by a valid record of the same
-//   signer with an epoch >= the stored one (refresh or newer epoch) -- an attacker cannot
-//   overwrite a legitimate slot, and a legitimate AR cannot be rolled back in its own slot.
+//   and the record's epoch (record.hpp): each publication is its own value ("slot") under the key,
+//   which the AR's refreshes edit in place, and the LM value type's edit policy (installed on
+//   every node by the directory) lets a slot be replaced only by a valid record of the same
+//   signer with an epoch >= the stored one (refresh) -- an attacker cannot overwrite a legitimate
+//   slot, and a legitimate AR cannot be rolled back in its own slot.
 //   Readers take the newest valid epoch among all values under the key.
 //
 // Key size: RSA 2048. Measured with test/dht/test_crypto.cpp (OpenDHT crypto = GnuTLS, one
@@ -78,7 +79,8 @@ public:
     explicit Signer(::dht::crypto::Identity id);
     const std::string& name() const { return name_; }
     const ::dht::InfoHash& key_id() const { return key_id_; }
-    uint64_t value_id() const { return value_id_for(key_id_); }
+    // Value id of this AR's publication of a record with `epoch` (record.hpp).
+    uint64_t value_id(Epoch epoch) const { return value_id_for(key_id_, epoch); }
     const ::dht::crypto::Identity& identity() const { return id_; }
     // Signs `r` with publisher set to name(). Thread-safe.
     Envelope sign(Record r) const;

@@ -15,9 +15,13 @@
 //   --identity K,C load the rogue identity from PEM files (e.g. issued by a CA made with pki-init)
 //   --unsigned     raw put of an envelope with the record but no signature and no certificate
 //                  (readers: rejected_unsigned)
-//   --steal-slot CERT  raw put of the rogue-signed record into the value slot of the AR whose
-//                  certificate is CERT (value id derived from its key): storage nodes holding
-//                  that AR's value refuse the edit (store_edit_refused)
+//   --steal-slot CERT  raw put of the rogue-signed record into the live value slot of the AR
+//                  whose certificate is CERT: the value id is that of one publication (publisher
+//                  key + epoch, dht/record.hpp), so the rogue first gets each key's values and
+//                  takes the id of the newest-epoch value whose envelope carries CERT's key
+//                  (checked against value_id_for(key, epoch)); keys without such a value are
+//                  skipped (stderr). Storage nodes holding that value refuse the edit
+//                  (store_edit_refused)
 // Options --republish-ms N publishes again every N ms with a new (still huge) epoch, so the
 // watch path (listen) sees fresh forged values while the program runs.
 //
@@ -36,6 +40,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -260,8 +265,35 @@ int main(int argc, char** argv) {
         ::signal(SIGINT, on_signal);
 
         std::string mode = raw_unsigned ? "unsigned" : !steal_cert.empty() ? "steal-slot" : "signed";
-        uint64_t steal_value_id = 0;
-        if (!steal_cert.empty()) steal_value_id = value_id_for(load_certificate(steal_cert)->getId());
+        ::dht::InfoHash victim;
+        if (!steal_cert.empty()) victim = load_certificate(steal_cert)->getId();
+        // The victim's live slot under key k: the id of its newest-epoch value there (0: none).
+        auto victim_slot = [&](const ::dht::InfoHash& k) -> uint64_t {
+            auto f = node.runner().get(k, ::dht::Value::TypeFilter(kLmValueType));
+            if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return 0;
+            uint64_t id = 0;
+            Epoch best = 0;
+            for (const auto& v : f.get()) {
+                if (!v) continue;
+                auto env = decode_envelope(v->data);
+                if (!env || env->cert.empty()) continue;
+                auto rec = decode_record(env->rec);
+                if (!rec) continue;
+                try {
+                    if (::dht::crypto::Certificate(env->cert).getId() != victim) continue;
+                } catch (const std::exception&) {
+                    continue;
+                }
+                if (v->id != value_id_for(victim, rec->epoch))
+                    std::fprintf(stderr, "dht-rogue-publisher: value %016llx of the victim under %s: not its "
+                                 "(key, epoch) id\n", (unsigned long long)v->id, k.toString().c_str());
+                if (id == 0 || rec->epoch > best) {
+                    id = v->id;
+                    best = rec->epoch;
+                }
+            }
+            return id;
+        };
 
         unsigned rounds = 0;
         auto publish_all = [&] {
@@ -281,8 +313,16 @@ int main(int argc, char** argv) {
                         env = signer.sign(x);
                     }
                     auto data = encode_envelope(env);
-                    const uint64_t vid = mode == "unsigned" ? signer.value_id() : steal_value_id;
                     for (const auto& k : record_keys(x)) {
+                        uint64_t vid = signer.value_id(x.epoch);
+                        if (mode == "steal-slot") {
+                            vid = victim_slot(k);
+                            if (vid == 0) {
+                                std::fprintf(stderr, "dht-rogue-publisher: no value of the victim under %s: skipped\n",
+                                             k.toString().c_str());
+                                continue;
+                            }
+                        }
                         ++raw_puts;
                         auto v = std::make_shared<::dht::Value>(kLmValueType, data, vid);
                         node.runner().put(k, v, ::dht::DoneCallbackSimple([&raw_ok, &raw_failed](bool ok) {

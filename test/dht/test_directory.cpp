@@ -352,9 +352,11 @@ TEST_CASE("forged, unsigned, tampered and replayed records are rejected and coun
     }
     // replayed: AR2's genuine old-epoch record, under another value id
     inject(c, kAttacker, key, raw_value(old_env, rng()));
-    // and into AR2's own slot: storage nodes refuse to roll the slot back / overwrite it
-    inject(c, kAttacker, key, raw_value(old_env, Signer(k.ar2).value_id()));
-    inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.rogue_ar2).sign(evil)), Signer(k.ar2).value_id()));
+    // and into AR2's live slot (the value id of its e2 publication): storage nodes refuse to roll
+    // the slot back / overwrite it
+    const uint64_t live = Signer(k.ar2).value_id(e2);
+    inject(c, kAttacker, key, raw_value(old_env, live));
+    inject(c, kAttacker, key, raw_value(encode_envelope(Signer(k.rogue_ar2).sign(evil)), live));
 
     DirectoryCounters now;
     const bool all_counted = eventually(
@@ -430,6 +432,55 @@ TEST_CASE("watch delivers a new locator", "[dht][net]") {
     c[kWatcher].unwatch(w);
     c[kWatcher].unwatch(wm);
     CHECK(c[kWatcher].counters().watch_updates >= 3);
+}
+
+// lm-bench handover found it: with one value id per AR, OpenDHT 2.4's listen took AR1's second
+// record of an MO (same id as its first) for a refresh and never delivered it to watchers.
+TEST_CASE("watch delivers the record of an AR that published the MO before (P1 -> P2 -> P1)", "[dht][net]") {
+    auto& c = cluster();
+    constexpr size_t kWatcher = 16;
+    auto r = mo_record(0x710, "192.0.2.71", "2001:db8::71", "02:00:00:00:07:10", "198.51.100.1");
+    auto r2 = r;
+    r2.loc4 = ip("198.51.100.2");
+    const uint64_t w = c[kWatcher].watch(42, ip("192.0.2.71"));
+    const uint64_t wm = c[kWatcher].watch_mac(42, mac("02:00:00:00:07:10"));
+    auto update = [&](uint64_t cookie, Epoch e) {
+        auto u = c.await(kWatcher, [&](const Event& x) {
+            return x.type == Event::Type::WatchUpdate && x.cookie == cookie && x.record.epoch == e;
+        });
+        return u;
+    };
+    // epoch 1 on P1 (ar1)
+    const Epoch e1 = c.publish(1, r);
+    REQUIRE(update(w, e1));
+    // epoch 2 on P2 (ar2), which read P1's record first; P1 lets go
+    c.resolve_until(2, 42, ip("192.0.2.71"), [&](const Event& x) { return x.record.epoch == e1; });
+    const Epoch e2 = c.publish(2, r2);
+    c[1].release(42, 0x710);
+    auto u2 = update(w, e2);
+    REQUIRE(u2);
+    CHECK(u2->record.publisher == "ar2");
+    // epoch 3 back on P1: its second publication of the MO
+    c.resolve_until(1, 42, ip("192.0.2.71"), [&](const Event& x) { return x.record.epoch == e2; });
+    const Epoch e3 = c.publish(1, r);
+    REQUIRE(e3 > e2);
+    c[2].release(42, 0x710);
+    auto u3 = update(w, e3);
+    REQUIRE(u3);
+    CHECK(u3->record.publisher == "ar1");
+    CHECK(u3->record.loc4 == ip("198.51.100.1"));
+    // the MAC watch too (its event may have been dropped by the wait above: look at what it holds)
+    CHECK(eventually([&] {
+        c[kWatcher].poll([](Event&&) {});
+        auto m = c[kWatcher].cached_mac(42, mac("02:00:00:00:07:10"));
+        return m && m->epoch == e3;
+    }, kWait));
+    CHECK(c[kWatcher].cached(42, ip("192.0.2.71"))->epoch == e3);
+    // P1's epoch-1 value is still stored (its own slot, no longer refreshed): readers choose e3.
+    c.resolve_until(27, 42, ip("2001:db8::71"), [&](const Event& x) { return x.record.epoch == e3; });
+    c[kWatcher].unwatch(w);
+    c[kWatcher].unwatch(wm);
+    c[1].release(42, 0x710);
 }
 
 TEST_CASE("refresh re-signs with a later expiry, same epoch", "[dht][net]") {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "dht/directory.hpp"
@@ -61,7 +62,24 @@ TEST_CASE("record msgpack round trip and malformed input", "[dht][record]") {
     CHECK(de->rec == e.rec);
     CHECK(de->sig == e.sig);
     CHECK(de->cert == e.cert);
-    CHECK(value_id_for(::dht::InfoHash{}) == 1);
+}
+
+TEST_CASE("value id: one per (publisher, epoch), deterministic, never 0", "[dht][record]") {
+    const auto a = ::dht::InfoHash::get("publisher a"), b = ::dht::InfoHash::get("publisher b");
+    const Epoch e = 0x0001'0000'0000'0001ULL;
+    CHECK(value_id_for(a, e) == value_id_for(a, e));  // a refresh (same epoch) edits the same value
+    CHECK(value_id_for(a, e) != value_id_for(a, e + 1));  // a new epoch is a new value
+    CHECK(value_id_for(a, e) != value_id_for(b, e));
+    CHECK(value_id_for(::dht::InfoHash{}, 0) != 0);
+    // The documented derivation: first 8 bytes, big endian, of SHA-1(key id || epoch big endian).
+    uint8_t in[28];
+    std::memcpy(in, a.data(), 20);
+    for (int i = 0; i < 8; ++i) in[20 + i] = uint8_t(e >> (56 - 8 * i));
+    const auto h = ::dht::InfoHash::get(in, sizeof in);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | h[size_t(i)];
+    CHECK(value_id_for(a, e) == v);
+    CHECK(Signer(pki().ar1).value_id(e) == value_id_for(Signer(pki().ar1).key_id(), e));
 }
 
 TEST_CASE("HLC: monotonic, observes, survives a clock going backwards", "[dht][hlc]") {
