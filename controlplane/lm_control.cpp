@@ -124,31 +124,11 @@ rte_mbuf* build_gratuitous_arp(rte_mempool* pool, const MacAddr& mac, const IpAd
 }
 
 rte_mbuf* build_unsolicited_na(rte_mempool* pool, const MacAddr& mac, const IpAddr& ip, std::optional<uint16_t> vlan) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool);
-    if (!m) return nullptr;
     static constexpr uint8_t kAllNodes[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     MacAddr all_nodes_mac;
     all_nodes_mac.b = {0x33, 0x33, 0, 0, 0, 1};
-    auto* p = append_frame(m, 40 + 32, all_nodes_mac, mac, RTE_ETHER_TYPE_IPV6, vlan);
-    if (!p) return rte_pktmbuf_free(m), nullptr;
-    auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
-    ip6->vtc_flow = rte_cpu_to_be_32(6u << 28);
-    ip6->payload_len = rte_cpu_to_be_16(32);
-    ip6->proto = IPPROTO_ICMPV6;
-    ip6->hop_limits = 255;
-    std::memcpy(ip6->src_addr, ip.b.data(), 16);
-    std::memcpy(ip6->dst_addr, kAllNodes, 16);
-    uint8_t* h = p + 40;
-    std::memset(h, 0, 32);
-    h[0] = 136;
-    h[4] = 0xA0;  // Router | Override, not Solicited (RFC 4861 7.2.6)
-    std::memcpy(h + 8, ip.b.data(), 16);
-    h[24] = 2;  // Target Link-Layer Address
-    h[25] = 1;
-    std::memcpy(h + 26, mac.b.data(), 6);
-    const uint16_t ck = rte_ipv6_udptcp_cksum(ip6, h);
-    std::memcpy(h + 2, &ck, 2);
-    return m;
+    // Router | Override, not Solicited (RFC 4861 7.2.6); source and target = the gateway.
+    return build_nd(pool, 136, 0xA0, all_nodes_mac, kAllNodes, mac, ip, ip, vlan);
 }
 
 std::optional<LmControl> parse_lm_control(const rte_mbuf* m) {

@@ -58,32 +58,38 @@ rte_mbuf* build_arp_request(rte_mempool* pool, const MacAddr& src_mac, const IpA
     return m;
 }
 
-rte_mbuf* build_neighbor_solicit(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target) {
+rte_mbuf* build_nd(rte_mempool* pool, uint8_t type, uint8_t flags, const MacAddr& dst_mac, const uint8_t* dst_ip,
+                   const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target, std::optional<uint16_t> vlan) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (!m) return nullptr;
-    // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX (RFC 4291, 2464).
-    uint8_t dst_ip[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xFF, target.b[13], target.b[14], target.b[15]};
-    MacAddr dst_mac;
-    dst_mac.b = {0x33, 0x33, 0xFF, target.b[13], target.b[14], target.b[15]};
-    auto* p = append_frame(m, 40 + 32, dst_mac, src_mac, RTE_ETHER_TYPE_IPV6);
+    auto* p = append_frame(m, 40 + 32, dst_mac, src_mac, RTE_ETHER_TYPE_IPV6, vlan);
     if (!p) return rte_pktmbuf_free(m), nullptr;
     auto* ip = reinterpret_cast<rte_ipv6_hdr*>(p);
     ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
     ip->payload_len = rte_cpu_to_be_16(32);
     ip->proto = IPPROTO_ICMPV6;
-    ip->hop_limits = 255;
+    ip->hop_limits = 255;  // RFC 4861: receivers drop ND with any other hop limit
     std::memcpy(ip->src_addr, src_ip.b.data(), 16);
     std::memcpy(ip->dst_addr, dst_ip, 16);
     uint8_t* h = p + 40;
     std::memset(h, 0, 32);
-    h[0] = 135;
+    h[0] = type;
+    h[4] = flags;
     std::memcpy(h + 8, target.b.data(), 16);
-    h[24] = 1;  // Source Link-Layer Address
+    h[24] = type == 135 ? 1 : 2;  // Source / Target Link-Layer Address
     h[25] = 1;
     std::memcpy(h + 26, src_mac.b.data(), 6);
-    uint16_t ck = rte_ipv6_udptcp_cksum(ip, h);
+    const uint16_t ck = rte_ipv6_udptcp_cksum(ip, h);
     std::memcpy(h + 2, &ck, 2);
     return m;
+}
+
+rte_mbuf* build_neighbor_solicit(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target) {
+    // Solicited-node multicast ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX (RFC 4291, 2464).
+    const uint8_t dst_ip[16] = {0xFF, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xFF, target.b[13], target.b[14], target.b[15]};
+    MacAddr dst_mac;
+    dst_mac.b = {0x33, 0x33, 0xFF, target.b[13], target.b[14], target.b[15]};
+    return build_nd(pool, 135, 0, dst_mac, dst_ip, src_mac, src_ip, target);
 }
 
 std::optional<MacAddr> arp_sender_mac(const rte_mbuf* m, const IpAddr& ip) {

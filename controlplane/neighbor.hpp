@@ -33,6 +33,12 @@ uint8_t* append_frame(rte_mbuf* m, unsigned l3_len, const MacAddr& dst, const Ma
 // Offset of L3 after an optional VLAN tag, and the EtherType behind it; 0 if m is too short.
 unsigned frame_l3_offset(const rte_mbuf* m, uint16_t& etype);
 
+// A 32-byte ND message (NS 135 or NA 136) with one link-layer address option carrying src_mac
+// (Source LLA for NS, Target LLA for NA), hop limit 255, checksum filled in.
+rte_mbuf* build_nd(rte_mempool* pool, uint8_t type, uint8_t flags, const MacAddr& dst_mac, const uint8_t* dst_ip,
+                   const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target,
+                   std::optional<uint16_t> vlan = std::nullopt);
+
 // ARP request "who has target? tell src" from (src_mac, src_ip). nullptr if the pool is empty.
 rte_mbuf* build_arp_request(rte_mempool* pool, const MacAddr& src_mac, const IpAddr& src_ip, const IpAddr& target);
 // Neighbour Solicitation for target to its solicited-node multicast address.
