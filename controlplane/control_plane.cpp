@@ -102,16 +102,6 @@ void ControlPlane::erase_mapping(const EidKey& k) {
     push(u);
 }
 
-void ControlPlane::upsert_attachment(TenantId t, MoId mo, uint8_t port_index, const MacAddr& mac) {
-    UpdateMsg u{};
-    u.op = UpdateOp::UpsertAttachment;
-    u.tenant = t;
-    u.mo_id = mo;
-    u.port_index = port_index;
-    u.mac = mac;
-    push(u);
-}
-
 void ControlPlane::set_next_hop(Family f, const MacAddr& mac) {
     UpdateMsg u{};
     u.op = UpdateOp::SetNextHop;
@@ -506,10 +496,7 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
         if (have && r.epoch > cur.epoch) forget(k);
         return;
     }
-    // Outer family: IPv4 when both ends have it (20 bytes less overhead), else IPv6.
-    std::optional<IpAddr> loc;
-    if (r.loc4 && cfg_.locator_v4) loc = r.loc4;
-    else if (r.loc6 && cfg_.locator_v6) loc = r.loc6;
+    const std::optional<IpAddr> loc = usable_locator(r);
     if (!loc) {
         ctr_.dht_no_locator.add();
         return;
@@ -525,6 +512,17 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
     upsert_mapping(k, v);
     learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
     ensure_watch(k);
+}
+
+// A record for an EID we did not ask about just now (a refined answer, a move notification):
+// it only updates a mapping we hold, through the same epoch-ordered path.
+void ControlPlane::accept_if_held(const EidKey& k, const dir::Event& e) {
+    bool have;
+    {
+        std::lock_guard g(mu_);
+        have = mappings_.count(k) != 0;
+    }
+    if (have) accept_record(k, e);
 }
 
 // Watches k in the directory (push updates) unless it is watched already or the bound
@@ -656,13 +654,7 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         // answer for the MO's identity; a newer record only matters if it moves an MO of ours.
         if (e.answer == dir::Answer::NotFound) return;
         if (e.kind == dir::KeyKind::Eid) {
-            const EidKey k = EidKey::make(e.tenant, e.eid);
-            bool have;
-            {
-                std::lock_guard g(mu_);
-                have = mappings_.count(k) != 0;
-            }
-            if (have) accept_record(k, e);
+            accept_if_held(EidKey::make(e.tenant, e.eid), e);
         } else {
             maybe_moved(e.record);
         }

@@ -84,7 +84,6 @@ public:
     // Mutations (the DHT and lmctl will call these). Pushed to every worker, retried if needed.
     void upsert_mapping(const EidKey& k, const MappingValue& v);
     void erase_mapping(const EidKey& k);
-    void upsert_attachment(TenantId t, MoId mo, uint8_t port_index, const MacAddr& mac);
 
     // Read side for telemetry: consistent snapshots under a mutex (never touches a worker).
     struct MappingRow { EidKey key{}; MappingValue value; };
@@ -197,6 +196,7 @@ private:
     uint64_t next_refresh_scan_ = 0;
     void refresh_learned();
     void ensure_watch(const EidKey& k);
+    void accept_if_held(const EidKey& k, const dir::Event& e);
     void forget(const EidKey& k);
     uint64_t next_cookie_ = 1;
 

@@ -398,15 +398,7 @@ void ControlPlane::on_move_notify(const LmControl& c) {
     ev.type = dir::Event::Type::WatchUpdate;
     ev.answer = dir::Answer::Found;
     ev.record = *r;
-    for (auto& eid : r->eids) {
-        const EidKey k = EidKey::make(r->tenant, eid);
-        bool have;
-        {
-            std::lock_guard g(mu_);
-            have = mappings_.count(k) != 0;
-        }
-        if (have) accept_record(k, ev);
-    }
+    for (auto& eid : r->eids) accept_if_held(EidKey::make(r->tenant, eid), ev);
     maybe_moved(*r);
 }
 
