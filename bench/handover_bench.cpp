@@ -60,10 +60,12 @@
 #include "dht/directory.hpp"
 #include "dht/pki.hpp"
 #include "dht/trust.hpp"
+#include "bench/bench_util.hpp"
 
 #include <opendht/dhtrunner.h>  // after the project headers (see dht/directory.hpp)
 
 using namespace lm;
+using namespace lm::bench;
 
 namespace {
 
@@ -139,35 +141,9 @@ peer_prefixes: [2001:db8:100::/48]
 )";
 }
 
-dir::DhtConfig node_config(uint16_t bootstrap_port) {
-    dir::DhtConfig c;
-    c.port = 0;
-    c.bind4 = "127.0.0.1";
-    c.ipv6 = false;
-    if (bootstrap_port) c.bootstrap = {"127.0.0.1:" + std::to_string(bootstrap_port)};
-    // Every node shares 127.0.0.1: OpenDHT's per-IP rate limit would treat them all as one peer.
-    c.max_peer_req_per_sec = -1;
-    c.max_req_per_sec = -1;
-    c.network_id = kNetworkId;
-    c.refresh_interval = std::chrono::seconds(590);  // no re-signing during a run
-    return c;
-}
+dir::DhtConfig node_config(uint16_t bootstrap_port) { return loopback_dht_config(bootstrap_port, kNetworkId); }
 
-cpu_set_t thread_affinity() {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    pthread_getaffinity_np(pthread_self(), sizeof s, &s);
-    return s;
-}
-void set_thread_affinity(const cpu_set_t& s) { pthread_setaffinity_np(pthread_self(), sizeof s, &s); }
 
-// Nearest-rank percentile of sorted values.
-double percentile(const std::vector<double>& sorted, double p) {
-    if (sorted.empty()) return 0;
-    size_t r = size_t(std::ceil(p / 100.0 * double(sorted.size())));
-    r = std::clamp<size_t>(r, 1, sorted.size());
-    return sorted[r - 1];
-}
 double mean_of(const std::vector<double>& v) {
     double s = 0;
     for (double x : v) s += x;
@@ -182,21 +158,6 @@ std::string dist(std::vector<double> v, const char* unit = "ms") {
     return b;
 }
 
-std::string loadavg() {
-    std::ifstream f("/proc/loadavg");
-    std::string a, b, c;
-    f >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-std::string cpu_model() {
-    std::ifstream f("/proc/cpuinfo");
-    for (std::string line; std::getline(f, line);)
-        if (line.rfind("model name", 0) == 0) {
-            auto c = line.find(':');
-            return c == std::string::npos ? line : line.substr(c + 2);
-        }
-    return "unknown";
-}
 double rss_mb() {
     std::ifstream f("/proc/self/status");
     for (std::string line; std::getline(f, line);)
@@ -215,16 +176,6 @@ double process_cpu_s() {
     return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-struct Rng {
-    uint64_t s;
-    uint64_t next() {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return s * 0x2545F4914F6CDD1Dull;
-    }
-    uint32_t below(uint32_t n) { return uint32_t((uint64_t(uint32_t(next() >> 32)) * n) >> 32); }
-};
 
 // One access router: directory, control plane, fake worker. Never moved (the control plane keeps
 // a reference to cfg): held by unique_ptr.
@@ -377,18 +328,8 @@ int handover_bench(const HoOptions& o) {
     log::set_level(LogLevel::Warning);  // a few info lines per move and AR otherwise
 
     const cpu_set_t all_cpus = thread_affinity();
-    std::vector<std::string> args = {"lm-bench", "-l", std::to_string(o.lcore), "--no-pci", "--no-huge", "--no-shconf",
-                                     "-m", "512", "--log-level=lib.eal:error", "--no-telemetry"};
-    args.insert(args.end(), o.eal.begin(), o.eal.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::printf("lm-bench handover: EAL");
-    for (size_t i = 1; i < args.size(); ++i) std::printf(" %s", args[i].c_str());
-    std::printf("\n");
-    if (rte_eal_init(int(argv.size()), argv.data()) < 0) fail("EAL initialisation failed");
-    struct EalCleanup {
-        ~EalCleanup() { rte_eal_cleanup(); }
-    } eal_cleanup;
+    if (!start_eal("handover", o.lcore, o.eal)) fail("EAL initialisation failed");
+    EalCleanup eal_cleanup;
     const cpu_set_t control_cpus = thread_affinity();  // EAL pinned this (main) thread to the lcore
     std::printf("cpu: %s, %d online, control lcore %u, load average %s\n", cpu_model().c_str(), CPU_COUNT(&all_cpus),
                 rte_lcore_id(), loadavg().c_str());

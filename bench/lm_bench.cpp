@@ -68,10 +68,12 @@
 #include "dataplane/worker.hpp"
 #include "dht/directory.hpp"
 #include "dht/pki.hpp"
+#include "bench/bench_util.hpp"
 
 #include <opendht/dhtrunner.h>  // after the project headers: DhtRunner::bootstrap for the re-join
 
 using namespace lm;
+using namespace lm::bench;
 
 namespace {
 
@@ -88,7 +90,6 @@ constexpr uint32_t kHotMos = 10'000;
 constexpr uint32_t kBigMos = 1'000'000;
 constexpr uint32_t kBigCacheEntries = 1'100'000;  // 1M MOs + 10% headroom, as an operator would size it
 constexpr uint32_t kDecapMos = 1'000;
-constexpr uint64_t kSeed = 0x4C4D2D62656E6368ull;  // "LM-bench": every run draws the same packets
 
 const char* kLoc4 = "203.0.113.1";
 const char* kLoc6 = "2001:db8:a::1";
@@ -118,16 +119,6 @@ Prefix pfx(const char* s) {
 MacAddr mac(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return MacAddr{{0x02, 0x00, a, b, c, d}}; }
 
 // xorshift64*: a few cycles per draw, identical sequence in every run.
-struct Rng {
-    uint64_t s = kSeed;
-    uint64_t next() {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return s * 0x2545F4914F6CDD1Dull;
-    }
-    uint32_t below(uint32_t n) { return uint32_t((uint64_t(uint32_t(next() >> 32)) * n) >> 32); }
-};
 
 // ---- the MO population -----------------------------------------------------------------------
 // An MO is (access port t, inner family f, index k). Tenant = t + 1. Its EID is 198.18.0.0/15
@@ -876,15 +867,6 @@ std::string thp_mode() {
     return a != std::string::npos && b != std::string::npos ? s.substr(a + 1, b - a - 1) : "unknown";
 }
 
-std::string cpu_model() {
-    std::ifstream f("/proc/cpuinfo");
-    for (std::string line; std::getline(f, line);)
-        if (line.rfind("model name", 0) == 0) {
-            auto c = line.find(':');
-            return c == std::string::npos ? line : line.substr(c + 2);
-        }
-    return "unknown";
-}
 
 // --only: one workload, for a profiler (callgrind, perf with cpu-clock).
 template <class B, class Line>
@@ -1132,28 +1114,8 @@ dir::Record resolve_record(uint32_t i, unsigned publisher) {
     return r;
 }
 
-dir::DhtConfig resolve_node_config(uint16_t bootstrap_port) {
-    dir::DhtConfig c;
-    c.port = 0;
-    c.bind4 = "127.0.0.1";
-    c.ipv6 = false;
-    if (bootstrap_port) c.bootstrap = {"127.0.0.1:" + std::to_string(bootstrap_port)};
-    // Every node shares 127.0.0.1: OpenDHT's per-IP rate limit would treat them all as one peer.
-    c.max_peer_req_per_sec = -1;
-    c.max_req_per_sec = -1;
-    c.network_id = kResolveNetworkId;
-    // No refresh storm during a run: records live kRecordTtl (600 s) on the storage nodes.
-    c.refresh_interval = std::chrono::seconds(590);
-    return c;
-}
+dir::DhtConfig resolve_node_config(uint16_t bootstrap_port) { return loopback_dht_config(bootstrap_port, kResolveNetworkId); }
 
-cpu_set_t thread_affinity() {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    pthread_getaffinity_np(pthread_self(), sizeof s, &s);
-    return s;
-}
-void set_thread_affinity(const cpu_set_t& s) { pthread_setaffinity_np(pthread_self(), sizeof s, &s); }
 
 struct EidKeyHash {
     size_t operator()(const EidKey& k) const noexcept {
@@ -1161,13 +1123,6 @@ struct EidKeyHash {
     }
 };
 
-// Nearest-rank percentile of sorted values.
-double percentile(const std::vector<double>& sorted, double p) {
-    if (sorted.empty()) return 0;
-    size_t r = size_t(std::ceil(p / 100.0 * double(sorted.size())));
-    r = std::clamp<size_t>(r, 1, sorted.size());
-    return sorted[r - 1];
-}
 
 const char* kResolveRouterYaml = R"(
 locators: { v4: 198.51.100.1 }
@@ -1239,12 +1194,6 @@ void print_latency(const char* name, LatencyStats& s, double wall_s) {
     std::fflush(stdout);
 }
 
-std::string loadavg() {
-    std::ifstream f("/proc/loadavg");
-    std::string a, b, c;
-    f >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
 
 int resolve_bench(const ResolveOptions& o) {
     const auto t_start = SteadyClock::now();
@@ -1253,18 +1202,8 @@ int resolve_bench(const ResolveOptions& o) {
     if (o.lookups > o.records) die("--lookups must not exceed --records (every lookup is a distinct EID)");
 
     const cpu_set_t all_cpus = thread_affinity();
-    std::vector<std::string> args = {"lm-bench", "-l", std::to_string(o.lcore), "--no-pci", "--no-huge", "--no-shconf",
-                                     "-m", "512", "--log-level=lib.eal:error", "--no-telemetry"};
-    args.insert(args.end(), o.eal.begin(), o.eal.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::printf("lm-bench resolve: EAL");
-    for (size_t i = 1; i < args.size(); ++i) std::printf(" %s", args[i].c_str());
-    std::printf("\n");
-    if (rte_eal_init(int(argv.size()), argv.data()) < 0) die("EAL initialisation failed");
-    struct EalCleanup {
-        ~EalCleanup() { rte_eal_cleanup(); }
-    } eal_cleanup;
+    if (!start_eal("resolve", o.lcore, o.eal)) die("EAL initialisation failed");
+    EalCleanup eal_cleanup;
     const cpu_set_t control_cpus = thread_affinity();  // EAL pinned this (main) thread to the lcore
     std::printf("cpu: %s, %d online, control lcore %u, load average %s; DHT: %u nodes + the router's, %u publishers,"
                 " %u records, %u lookups, poll %u us, seed %#" PRIx64 "\n",
