@@ -429,7 +429,7 @@ int handover_bench(const HoOptions& o) {
         a->cfg.dht->negative_ttl_ms = 0;   // a set-up miss that raced the first put is asked again at once
         a->updates = make_spsc_ring("ho_u" + n, sizeof(UpdateMsg), kUpdateRing, socket);
         a->miss = make_mpsc_ring("ho_m" + n, sizeof(MissMsg), 64, socket);
-        a->punt = make_mpsc_ring("ho_p" + n, sizeof(PuntMsg), 64, socket);
+        a->punt = make_mpsc_ring("ho_p" + n, sizeof(PuntMsg), 1024, socket);  // as lm-router
         a->cache = std::make_unique<LocatorCache>("ho_c" + n, kCacheEntries, socket);
         std::vector<PortRuntime> ports{{0, MacAddr{{0x02, 0, 0, 0x0a, uint8_t(a->index >> 8), uint8_t(a->index)}}},
                                        {1, MacAddr{{0x02, 0, 0, 0x0c, uint8_t(a->index >> 8), uint8_t(a->index)}}}};

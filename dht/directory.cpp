@@ -300,13 +300,17 @@ void Directory::enqueue_publish(Record r, PubKind kind) {
             // and, for every message the node handles, walks all of them (Dht::trySearchInsert): an
             // AR with thousands of attached MOs paid ~1 ms of CPU per message it handled, which
             // delayed its answers (docs/benchmarks.md). A search with a "permanent" put is never
-            // done, and the walk stops at it. But OpenDHT only probes for a permanent value (value
-            // id + seq, and our seq is always 0) and sends a node that already has the slot a mere
-            // expiry refresh, never the new bytes. So the record is put normally (the bytes reach
-            // every replica, as before), and once that put is over the same value is put again as
-            // permanent (a probe and an expiry refresh per replica), if it is still this MO's
-            // current record: a later publication/refresh does the same with its own value, and
-            // release() cancels it. A tombstone stays a normal put (it lives one TTL).
+            // done, and the walk stops at it; release() cancels it.
+            //  - A new publication (new epoch, so a value id no replica has) is put as permanent
+            //    at once: OpenDHT probes each replica for the id, finds nothing, sends the bytes.
+            //  - A refresh keeps the value id, and OpenDHT only probes for a permanent value (id +
+            //    seq, and our seq is always 0): a replica that has the slot would get a mere expiry
+            //    refresh, never the new bytes (the later expiry). So a refresh is put normally
+            //    first, and once that put is over the same value is put again as permanent, if it
+            //    is still this MO's current record. Doing that for new publications too (as before)
+            //    made every replica send each watcher one more "refreshed" update per move: ~40% of
+            //    a move's DHT packets (lm-bench handover, docs/benchmarks.md).
+            //  - A tombstone stays a normal put (it lives one TTL).
             // Value id: this publication's own (publisher, epoch) id -- a refresh keeps it (an edit
             // of the same value), a new epoch is a new value, which OpenDHT 2.4's listeners always
             // deliver (a known id would be taken for a refresh and never reach them; record.hpp).
@@ -331,8 +335,9 @@ void Directory::enqueue_publish(Record r, PubKind kind) {
             st->remaining = keys.size();
             for (const auto& k : keys) {
                 auto v = std::make_shared<::dht::Value>(kLmValueType, data, vid);
-                runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report, keep_alive, slot, k, v](bool ok) {
-                    if (keep_alive && !stopped_) {
+                const bool permanent_now = kind == PubKind::Publish;
+                runner_->put(k, v, ::dht::DoneCallbackSimple([this, st, self, report, keep_alive, permanent_now, slot, k, v](bool ok) {
+                    if (keep_alive && !permanent_now && !stopped_) {
                         std::lock_guard lk(mu_);  // held across put(): release() cancels after it
                         auto it = owned_.find(slot);
                         if (it != owned_.end() && it->second.rec.epoch == self.rec.epoch &&
@@ -352,7 +357,7 @@ void Directory::enqueue_publish(Record r, PubKind kind) {
                     ev.record = self.rec;
                     ev.ok = all;
                     push(std::move(ev));
-                }));
+                }), ::dht::time_point::max(), permanent_now);
             }
         });
     }
