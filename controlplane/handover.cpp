@@ -182,7 +182,7 @@ void ControlPlane::announce_gateway(const Attached& at) {
 // ---- attach detection ------------------------------------------------------------------------
 
 void ControlPlane::handle_announcement(uint8_t port_index, rte_mbuf* m) {
-    const auto ann = parse_announcement(m);
+    auto ann = parse_announcement(m);
     rte_pktmbuf_free(m);
     if (!ann) {
         ctr_.punt_unhandled.add();
@@ -195,6 +195,9 @@ void ControlPlane::handle_announcement(uint8_t port_index, rte_mbuf* m) {
     }
     const PortConfig& pc = cfg_.ports[port_index];
     const TenantId tenant = pc.tenant;
+    // A link-local address is never an EID, but its NA still names the host's MAC: look the MO
+    // up by MAC, as for a RARP (a migrated VM's guest announces fe80:: next to its EIDs).
+    if (ann->ip && ann->ip->is_v6() && ann->ip->b[0] == 0xfe && (ann->ip->b[1] & 0xc0) == 0x80) ann->ip.reset();
     const std::string ip_str = ann->ip ? ann->ip->str() : std::string("-");
     if (!ann->mac_matches_frame) {  // SAVI: a host announces only its own MAC
         ctr_.attach_refused_savi.add();

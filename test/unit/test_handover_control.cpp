@@ -432,6 +432,12 @@ TEST_CASE("announcements: SAVI and unknown hosts without a directory", "[handove
     bed.punt_frame(na_frame(kMo, "2001:db8:1::20", 0x20, &kMo), PuntReason::Nd);
     CHECK(bed.updates_().empty());
     CHECK(bed.cp->counters().announcements.get() == 5);
+    // Its link-local NA (a migrated guest announces fe80:: next to its EIDs): a link-local
+    // address is never an EID, so only the MAC counts: not refused, and it is here already.
+    bed.punt_frame(na_frame(kMo, "fe80::5054:ff:fe00:30", 0x20, &kMo), PuntReason::Nd);
+    CHECK(bed.cp->counters().attach_refused_savi.get() == 3);
+    CHECK(bed.updates_().empty());
+    CHECK(bed.cp->counters().announcements.get() == 6);
     // Not an announcement at all (an ARP request for the gateway that reached the control lcore).
     const uint64_t unhandled = bed.cp->counters().punt_unhandled.get();
     bed.punt_frame(arp_frame(0x0806, 1, kMo, kMo, "192.0.2.20", kZero, "192.0.2.1"), PuntReason::Arp);
