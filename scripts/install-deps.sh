@@ -11,6 +11,7 @@ PKGS=(
   libpcap-dev python3-scapy tshark      # packet tests
   iproute2 ethtool iperf3 procps        # netns end-to-end tests
   openssl                               # lmctl test checks issued certificates
+  lua5.4 python3-yaml                   # pktgen-scenarios/ checks (luac5.4 -p, configs)
   qemu-system-x86 linux-image-amd64     # VM live migration (test/vm, make demo-vm): a TCG guest
   busybox-static cpio kmod xz-utils     #   from Debian's kernel and busybox (scripts/vm/build-guest.sh)
 )
