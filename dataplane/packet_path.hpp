@@ -24,7 +24,11 @@
 
 namespace lm {
 
-inline constexpr unsigned kBurst = 32;
+// Packets per rx burst and per pass of the packet path. 64 rather than l3fwd's 32: the
+// lookups of a pass overlap their cache misses, and 64 hides more of them (at 1M MOs, 134
+// instead of 162 cycles a packet; docs/benchmarks.md).
+inline constexpr unsigned kBurst = 64;
+static_assert(kBurst <= LocatorCache::kMaxBulk && kBurst <= 255, "bulk lookups and uint8_t burst indices");
 inline constexpr unsigned kPrefetchAhead = 4;  // packets whose headers are prefetched ahead of use
 
 // Token bucket for generated packets (ICMP errors, refresh hints), per worker, TSC based:
