@@ -33,6 +33,7 @@ void on_signal(int) { g_stop.store(true); }
 struct AppOptions {
     std::string config;
     std::optional<lm::LogLevel> log_level;
+    bool check_config = false;
 };
 
 // Returns 0 to continue, or an exit code (help/version: 0 via `exit_now`).
@@ -41,7 +42,8 @@ int parse_app_options(int argc, char** argv, AppOptions& o, bool& exit_now) {
     std::string level;
     desc.add_options()("help,h", "show this help")("version,V", "print the version")(
         "config,c", po::value<std::string>(&o.config), "YAML configuration file (required)")(
-        "log-level", po::value<std::string>(&level), "debug|info|warning|error (overrides router.log_level)");
+        "log-level", po::value<std::string>(&level), "debug|info|warning|error (overrides router.log_level)")(
+        "check-config", po::bool_switch(&o.check_config), "validate the configuration file and exit (0: valid, 2: not)");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -51,7 +53,9 @@ int parse_app_options(int argc, char** argv, AppOptions& o, bool& exit_now) {
         return 2;
     }
     if (vm.count("help")) {
-        std::cout << "usage: lm-router [EAL options] -- --config FILE [--log-level L]\n\n" << desc;
+        std::cout << "usage: lm-router [EAL options] -- --config FILE [--log-level L]\n"
+                     "       lm-router --check-config --config FILE\n\n"
+                  << desc;
         exit_now = true;
         return 0;
     }
@@ -110,9 +114,11 @@ int run(int argc, char** argv) {
     bool exit_now = false;
     AppOptions opt;
     std::vector<char*> app_argv{argv[0]};
+    // Without "--": --help, --version and --check-config (which never start EAL) take the rest.
     if (sep == argc && argc > 1 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h" ||
-                                    std::string_view(argv[1]) == "--version" || std::string_view(argv[1]) == "-V"))
-        app_argv.push_back(argv[1]);
+                                    std::string_view(argv[1]) == "--version" || std::string_view(argv[1]) == "-V" ||
+                                    std::string_view(argv[1]) == "--check-config"))
+        for (int i = 1; i < argc; ++i) app_argv.push_back(argv[i]);
     for (int i = sep + 1; i < argc; ++i) app_argv.push_back(argv[i]);
     if (int rc = parse_app_options(int(app_argv.size()), app_argv.data(), opt, exit_now); rc || exit_now) return rc;
 
@@ -127,6 +133,13 @@ int run(int argc, char** argv) {
     if (cfg.ports.size() > lm::kMaxPorts) {
         std::cerr << "lm-router: at most " << lm::kMaxPorts << " ports are supported\n";
         return 2;
+    }
+    if (opt.check_config) {
+        std::cout << fmt::format("lm-router: {}: configuration valid ({} ports, {} workers, {} static mappings, {} "
+                                 "static attachments{})\n",
+                                 opt.config, cfg.ports.size(), cfg.workers, cfg.static_mappings.size(),
+                                 cfg.static_attachments.size(), cfg.dht ? ", dht" : "");
+        return 0;
     }
 
     lm::Eal eal(sep, argv);

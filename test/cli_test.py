@@ -44,6 +44,12 @@ with tempfile.TemporaryDirectory() as d:
     rc, out = run("--no-huge", "--no-pci", "-m", "128", "--no-shconf", "--no-telemetry", "--lcores", "0@0,1@1,2@1",
                   "--log-level=lib.eal:error", "--", "--config", good)
     check("valid config, missing device: clear error, exit 1", rc == 1 and "no DPDK device named" in out, out)
+    rc, out = run("--check-config", "--config", good)
+    check("--check-config on a valid file: exit 0, no EAL", rc == 0 and "configuration valid" in out and "EAL" not in out, out)
+    with open(bad, "w") as f:
+        f.write("router:\n  name: ar1\n  wokers: 2\n")
+    rc, out = run("--check-config", "--config", bad)
+    check("--check-config on a bad file: exit 2, file:line and key", rc == 2 and f"{bad}:3: router.wokers" in out, out)
 
 # Every counter the code defines is documented for operators.
 src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
