@@ -180,14 +180,29 @@ void ControlPlane::handle_misses() {
     }
 }
 
+// Packets the control lcore sends queue behind each other: when worker 0's tx ring is full
+// (the gateway announcements for a thousand MOs at start-up, a move notification to many
+// peers) they wait in tx_backlog_ and go out in order at the next polls. Only past
+// kTxBacklog packets (which would starve the mbuf pool) are they dropped and counted.
 bool ControlPlane::transmit(rte_mbuf* m, uint8_t port_index) {
     m->port = port_index;
-    if (workers_.empty() || rte_ring_enqueue_elem(workers_[0].tx, &m, sizeof m) != 0) {
+    if (workers_.empty()) {
+        rte_pktmbuf_free(m);
+        return false;
+    }
+    if (tx_backlog_.empty() && rte_ring_enqueue_elem(workers_[0].tx, &m, sizeof m) == 0) return true;
+    if (tx_backlog_.size() >= kTxBacklog) {
         ctr_.tx_ring_full.add();
         rte_pktmbuf_free(m);
         return false;
     }
+    tx_backlog_.push_back(m);
     return true;
+}
+
+void ControlPlane::flush_tx_backlog() {
+    while (!tx_backlog_.empty() && rte_ring_enqueue_elem(workers_[0].tx, &tx_backlog_.front(), sizeof(rte_mbuf*)) == 0)
+        tx_backlog_.pop_front();
 }
 
 void ControlPlane::handle_punt(const PuntMsg& p) {
@@ -672,6 +687,7 @@ NeighborState ControlPlane::neighbor(Family f) const {
 }
 
 void ControlPlane::poll() {
+    flush_tx_backlog();
     serve_jobs();
     handover_tick();
     retry_backlog();
@@ -701,6 +717,8 @@ void ControlPlane::shutdown() {
 }
 
 void ControlPlane::drain() {
+    for (rte_mbuf* m : tx_backlog_) rte_pktmbuf_free(m);
+    tx_backlog_.clear();
     PuntMsg pm[32];
     unsigned n;
     while ((n = rte_ring_dequeue_burst_elem(punt_ring_, pm, sizeof(PuntMsg), 32, nullptr)) > 0)

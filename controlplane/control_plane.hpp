@@ -120,7 +120,10 @@ private:
     void handle_misses();
     void handle_punts();
     void handle_punt(const PuntMsg& p);
-    bool transmit(rte_mbuf* m, uint8_t port_index);  // via worker 0's tx ring
+    bool transmit(rte_mbuf* m, uint8_t port_index);  // via worker 0's tx ring (queued when full)
+    void flush_tx_backlog();
+    static constexpr size_t kTxBacklog = 4096;
+    std::deque<rte_mbuf*> tx_backlog_;  // waiting for room in worker 0's tx ring, in order
     void neighbor_tick();
     void set_next_hop(Family f, const MacAddr& mac);
     void send_to(uint32_t worker, const UpdateMsg& u);  // one worker, in order behind its backlog

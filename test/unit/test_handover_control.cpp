@@ -8,6 +8,8 @@
 #include <rte_ring_elem.h>
 #include <rte_udp.h>
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <vector>
 
@@ -297,8 +299,7 @@ struct ControlBed {
     WorkerCounters wc;
     std::unique_ptr<ControlPlane> cp;
 
-    explicit ControlBed(const std::string& tag) {
-        cfg = load_config_string(R"(
+    static constexpr const char* kYaml = R"(
 locators: { v4: 198.51.100.1 }
 gateway: { ipv4: 192.0.2.1, ipv6: "2001:db8:1::1", mac: 02:00:5e:00:00:01 }
 ports:
@@ -310,9 +311,12 @@ peer_prefixes: [198.51.100.0/24]
 handover: { announce_count: 1 }
 static_attachments:
   - { tenant: 1, mo_id: 0x30, mac: "52:54:00:00:00:30", port: access0, eids: [192.0.2.20, "2001:db8:1::20"] }
-)");
+)";
+    // yaml_tail: more YAML lines appended to kYaml (e.g. more static attachments).
+    explicit ControlBed(const std::string& tag, const std::string& yaml_tail = "", unsigned tx_ring = 1024) {
+        cfg = load_config_string(std::string(kYaml) + yaml_tail);
         updates = make_spsc_ring(tag + "up", sizeof(UpdateMsg), 1024, 0);
-        tx = make_spsc_ring(tag + "tx", sizeof(rte_mbuf*), 1024, 0);
+        tx = make_spsc_ring(tag + "tx", sizeof(rte_mbuf*), tx_ring, 0);
         miss = make_mpsc_ring(tag + "miss", sizeof(MissMsg), 1024, 0);
         punt = make_mpsc_ring(tag + "punt", sizeof(PuntMsg), 1024, 0);
         std::vector<PortRuntime> ports(2);
@@ -442,4 +446,26 @@ TEST_CASE("announcements: SAVI and unknown hosts without a directory", "[handove
     const uint64_t unhandled = bed.cp->counters().punt_unhandled.get();
     bed.punt_frame(arp_frame(0x0806, 1, kMo, kMo, "192.0.2.20", kZero, "192.0.2.1"), PuntReason::Arp);
     CHECK(bed.cp->counters().punt_unhandled.get() == unhandled + 1);
+}
+
+TEST_CASE("control packets wait for room in worker 0's tx ring, in order, instead of being dropped", "[handover]") {
+    // 600 MOs with an IPv6 EID each: one gateway NA per MO at start-up, into a ring of 256.
+    std::string more;
+    for (unsigned i = 0; i < 600; ++i)
+        more += fmt::format("  - {{ tenant: 1, mo_id: {:#x}, mac: \"52:54:00:01:{:02x}:{:02x}\", port: access0, "
+                            "eids: [\"2001:db8:1::1:{:x}\"] }}\n",
+                            0x1000 + i, i >> 8, i & 0xFF, i);
+    ControlBed bed("hoctl3", more, 256);
+    bed.cp->start();
+    auto first = bed.sent();
+    CHECK(first.size() == 255);  // what the ring holds; the rest waits
+    size_t total = first.size();
+    for (int round = 0; round < 10; ++round) {
+        bed.cp->poll();
+        total += bed.sent().size();
+    }
+    // The attached MO of the base config announces on both families (2 packets), the others one.
+    CHECK(total == 602);
+    CHECK(bed.cp->counters().gateway_announced.get() == 602);
+    CHECK(bed.cp->counters().tx_ring_full.get() == 0);
 }
