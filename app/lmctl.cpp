@@ -545,6 +545,34 @@ void print_json(const std::vector<std::pair<std::string, Json>>& replies) {
     fmt::print("{}\n", json_dump(o));
 }
 
+// A paged listing (/lm/mappings, /lm/attached): every page, or only --page N.
+struct Paged {
+    std::vector<std::pair<std::string, Json>> replies;
+    std::vector<std::string> entries;
+    unsigned long first = 0, total = 0, pages = 0;
+};
+Paged fetch_pages(Telemetry& t, const std::string& base, const Args& a) {
+    Paged pg;
+    unsigned long last = 0;
+    if (a.has("page")) pg.first = last = parse_number("--page", a.s("page"), 1UL << 40);
+    for (unsigned long p = pg.first; p <= last; ++p) {
+        std::string c = fmt::format("{},{}", base, p);
+        Json v = must(t, c);
+        auto num = [&](const char* k) {
+            auto* x = v.get(k);
+            return x ? std::strtoul(x->text.c_str(), nullptr, 10) : 0UL;
+        };
+        pg.total = num("total");
+        pg.pages = num("pages");
+        if (!a.has("page") && pg.pages > 0) last = pg.pages - 1;
+        if (auto* e = v.get("entries"))
+            for (auto& s : e->items) pg.entries.push_back(s.str());
+        pg.replies.emplace_back(c, std::move(v));
+        if (p > 100000) break;  // a runaway page count from a broken router
+    }
+    return pg;
+}
+
 int cmd_router(const Args& a, Telemetry& t) {
     const std::string cmd = a.words[0];
     if (cmd == "raw") {
@@ -631,25 +659,8 @@ int cmd_router(const Args& a, Telemetry& t) {
     if (cmd == "mappings") {
         allow_only(a, cmd, {"page"});
         expect_words(a, 1, cmd);
-        std::vector<std::pair<std::string, Json>> replies;
-        std::vector<std::string> entries;
-        unsigned long first = 0, last = 0, total = 0, pages = 0;
-        if (a.has("page")) first = last = parse_number("--page", a.s("page"), 1UL << 40);
-        for (unsigned long p = first; p <= last; ++p) {
-            std::string c = fmt::format("/lm/mappings,{}", p);
-            Json v = must(t, c);
-            auto num = [&](const char* k) {
-                auto* x = v.get(k);
-                return x ? std::strtoul(x->text.c_str(), nullptr, 10) : 0UL;
-            };
-            total = num("total");
-            pages = num("pages");
-            if (!a.has("page") && pages > 0) last = pages - 1;
-            if (auto* e = v.get("entries"))
-                for (auto& s : e->items) entries.push_back(s.str());
-            replies.emplace_back(c, std::move(v));
-            if (p > 100000) break;  // a runaway page count from a broken router
-        }
+        const Paged pg = fetch_pages(t, "/lm/mappings", a);
+        const auto& [replies, entries, first, total, pages] = pg;
         if (a.json) {
             print_json(replies);
             return 0;
@@ -728,18 +739,16 @@ int cmd_router(const Args& a, Telemetry& t) {
         return v.str() == "ok" ? 0 : 1;
     }
     if (cmd == "attached") {
-        allow_only(a, cmd, {});
+        allow_only(a, cmd, {"page"});
         expect_words(a, 1, cmd);
-        std::string raw;
-        Json v = must(t, "/lm/attached", &raw);
+        const Paged pg = fetch_pages(t, "/lm/attached", a);
         if (a.json) {
-            fmt::print("{}\n", raw);
+            print_json(pg.replies);
             return 0;
         }
-        auto* e = v.get("entries");
-        if (!e || e->items.empty()) fmt::print("no MO attached\n");
-        else
-            for (auto& s : e->items) fmt::print("{}\n", s.str());
+        if (a.has("page")) fmt::print("{} MO(s) attached in {} page(s) of 64; page {}:\n", pg.total, pg.pages, pg.first);
+        if (pg.entries.empty()) fmt::print("no MO attached\n");
+        for (auto& s : pg.entries) fmt::print("{}\n", s);
         return 0;
     }
     throw Usage(fmt::format("unknown command '{}'", cmd));
@@ -761,6 +770,16 @@ void print_help(const po::options_description& opts) {
         "  mappings [--page N]        EID mappings (every page, or page N of 64 rows)\n"
         "  nexthop                    core next hop resolution\n"
         "  dht                        LM directory counters\n"
+        "  resolve [--tenant T] EID   look EID up in the LM DHT (through the router's directory)\n"
+        "  attached [--page N]        MOs attached here and their published records (pages of 64)\n"
+        "  handover                   handover counters (attach detection, moves, notifications, hints)\n\n"
+        "Router operations (what the orchestrator's hooks call; docs/operations.md, \"Handover\"):\n"
+        "  attach --tenant T --mo ID --mac MAC --port PORT EID...\n"
+        "                             attach an MO on an access port and publish its record\n"
+        "  detach --tenant T --mo ID [--withdraw]\n"
+        "                             detach it (--withdraw: the MO is gone, publish a tombstone)\n"
+        "  migrate-begin --tenant T --mo ID   the MO is leaving: hold its packets until its new AR is known\n"
+        "  migrate-abort --tenant T --mo ID   it stays: deliver the held packets\n"
         "  raw CMD                    send a telemetry command (e.g. /lm/stats,0) and print the JSON reply\n\n"
         "Exit status: 0 ok, 1 router unreachable or operation failed, 2 usage error.\n",
         LM_VERSION, (std::ostringstream() << opts).str());
@@ -779,7 +798,7 @@ int main(int argc, char** argv) {
         ("json", "print the router's JSON reply instead of a table")
         ("worker", po::value<std::string>()->value_name("N"), "stats/drops: one worker")
         ("all", "drops: also reasons with a zero count")
-        ("page", po::value<std::string>()->value_name("N"), "mappings: one page")
+        ("page", po::value<std::string>()->value_name("N"), "mappings, attached: one page")
         ("tenant", po::value<std::string>()->value_name("T"), "resolve/attach/detach/migrate-*: tenant")
         ("mo", po::value<std::string>()->value_name("ID"), "attach/detach/migrate-*: MO id (decimal or 0x hex)")
         ("mac", po::value<std::string>()->value_name("MAC"), "attach: the MO's MAC")

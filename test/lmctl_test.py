@@ -314,6 +314,11 @@ try:
         rc, out, err = lmctl("-f", PREFIX, "attached")
         check("attached lists the static and the new MO", rc == 0 and "mo 0x7" in out and "mo 0x55" in out
               and "not published" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attached", "--page", "0")
+        check("attached --page 0: the page header and both MOs", rc == 0 and "2 MO(s) attached in 1 page(s)" in out
+              and "mo 0x55" in out, out + err)
+        rc, out, err = lmctl("-f", PREFIX, "attached", "--page", "x")
+        check("attached --page x: usage error", rc == 2 and "--page" in err + out, out + err)
         rc, out, err = lmctl("-f", PREFIX, "attach", "--tenant", "1", "--mo", "0x56", "--mac", "02:00:00:00:00:56",
                              "--port", "access0", "192.0.2.55")
         check("attach: an EID of another attached MO is refused", rc == 1 and "belongs to attached MO 0x55" in out,
