@@ -86,6 +86,7 @@ struct PortCounters {
     X(native, "native_forward")       /* outside the mobile prefixes */ \
     X(cache_hit, "cache_hit")                                     \
     X(cache_miss, "cache_miss")                                   \
+    X(cache_refresh, "cache_refresh_asked") /* hit on a mapping due for refresh: asked */ \
     X(pending_held, "pending_held")     /* missed, waiting */     \
     X(pending_sent, "pending_released") /* sent after the answer */ \
     X(arp_reply, "arp_reply")                                     \

@@ -13,8 +13,8 @@ struct rte_mbuf;
 
 namespace lm {
 
-// Hash key of the per-worker locator cache: tenant + family + address. Padded to 32 bytes
-// (zeroed) because rte_hash compares 16/32/48..-byte keys with inlined SIMD, others with memcmp.
+// Key of the per-worker locator cache: tenant + family + address, padded to 32 bytes with
+// zeroes: the cache (dataplane/flat_table.hpp) hashes and compares keys as bytes.
 struct alignas(8) EidKey {
     // No default member initialisers: the data plane builds keys in a per-burst array and
     // writes every byte itself (make_raw). Use EidKey{} or make() elsewhere.
@@ -54,6 +54,9 @@ struct MappingValue {
     uint8_t flags = 0;
     uint8_t port_index = 0;    // kLocal: access port the MO sits behind
     MacAddr mac;               // kLocal: the MO's MAC
+    // Learned from the DHT: TSC second (tsc_seconds()) after which a packet using this mapping
+    // asks the control lcore to refresh it (MissMsg::refresh). 0: never (static, local).
+    uint32_t refresh_s = 0;
     static constexpr uint8_t kLocal = 0x1;  // attached to this AR: deliver, do not encapsulate
     // With kLocal: the MO is leaving (migrate-begin). Packets for it wait in the worker's hold
     // buffer under AttachKey(tenant, mo_id) until the attachment leaves the Hold state.
@@ -103,7 +106,11 @@ static_assert(sizeof(UpdateMsg) % 4 == 0, "rte_ring element size must be a multi
 struct MissMsg {
     EidKey key{};
     uint32_t worker = 0;
+    uint32_t refresh = 0;  // 1: not a miss but a hit on a mapping due for refresh (traffic flows)
 };
+
+// Seconds of the TSC clock, as both planes count refresh_s.
+inline uint32_t tsc_seconds(uint64_t tsc, uint64_t tsc_hz) { return uint32_t(tsc / tsc_hz); }
 static_assert(std::is_trivially_copyable_v<MissMsg>);
 static_assert(sizeof(MissMsg) % 4 == 0);
 

@@ -131,6 +131,10 @@ void ControlPlane::handle_misses() {
     MissMsg mm[32];
     unsigned n = rte_ring_dequeue_burst_elem(miss_ring_, mm, sizeof(MissMsg), 32, nullptr);
     for (unsigned i = 0; i < n; ++i) {
+        if (mm[i].refresh) {
+            refresh_used(mm[i].key);
+            continue;
+        }
         ctr_.misses.add();
         MappingValue v;
         bool known = false;
@@ -308,19 +312,40 @@ void ControlPlane::forget(const EidKey& k) {
     if (id) dir_->unwatch(id);
 }
 
-// Mappings learned from the directory expire after dht.cache_ttl_s: they are asked again, and
-// leave the caches (and lose their watch) when the answer is that nobody publishes them.
+// Mappings learned from the directory live dht.cache_ttl_s while traffic uses them: the
+// workers carry refresh_s = learned + TTL, and the first packet after it asks for a refresh
+// (refresh_used): the DHT is asked again and the TTL starts over -- or the mapping leaves the
+// caches (and loses its watch) when nobody publishes it any more. A mapping no packet used
+// since its TTL ran out is not asked for: it leaves the caches here, kRefreshGrace later.
+void ControlPlane::learned(const EidKey& k, MappingValue& v) {
+    const uint64_t now = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
+    const uint32_t ttl = cfg_.dht ? cfg_.dht->cache_ttl_s : 300;
+    v.refresh_s = tsc_seconds(now, hz) + ttl;
+    learned_[k] = now + hz * (ttl + std::max<uint32_t>(10, ttl / 10));
+}
+
+void ControlPlane::refresh_used(const EidKey& k) {
+    if (!dir_ || !learned_.count(k)) return;
+    for (auto& [c, key] : refresh_cookies_)
+        if (key == k) return;  // asked already (another worker, or a retry): the answer comes
+    ctr_.dht_refreshes.add();
+    const uint64_t cookie = next_cookie_++;
+    refresh_cookies_[cookie] = k;
+    dir_->resolve(k.tenant(), k.ip(), cookie);
+}
+
 void ControlPlane::refresh_learned() {
     const uint64_t now = rte_get_tsc_cycles();
     if (now < next_refresh_scan_) return;
     next_refresh_scan_ = now + rte_get_tsc_hz();  // once a second is plenty
     std::erase_if(negative_, [now](const auto& kv) { return kv.second <= now; });
-    for (auto& [k, due] : learned_) {
-        if (now < due) continue;
-        due = now + rte_get_tsc_hz() * 60;  // not again before the answer (or a minute)
-        const uint64_t cookie = next_cookie_++;
-        refresh_cookies_[cookie] = k;
-        dir_->resolve(k.tenant(), k.ip(), cookie);
+    std::vector<EidKey> idle;
+    for (auto& [k, due] : learned_)
+        if (now >= due) idle.push_back(k);
+    for (auto& k : idle) {
+        ctr_.dht_expired_idle.add();
+        log::debug("control: tenant {} {}: unused for dht.cache_ttl_s, leaves the caches", k.tenant(), k.ip().str());
+        forget(k);
     }
 }
 
@@ -524,8 +549,8 @@ void ControlPlane::accept_record(const EidKey& k, const dir::Event& e) {
     v.mo_id = r.mo;
     v.epoch = r.epoch;
     v.locator = *loc;
+    learned(k, v);
     upsert_mapping(k, v);
-    learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
     ensure_watch(k);
 }
 
@@ -628,8 +653,18 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
             refresh_cookies_.erase(r);
             if (!learned_.count(k)) return;  // attached here (or forgotten) since the question
             if (e.answer == dir::Answer::Found) {
-                accept_record(k, e);  // same or newer record: the TTL starts again
-                learned_[k] = rte_get_tsc_cycles() + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
+                accept_record(k, e);  // a newer record replaces the mapping (with a new TTL)
+                // The same record: the TTL starts again, in the workers too.
+                std::optional<MappingValue> cur;
+                {
+                    std::lock_guard g(mu_);
+                    if (auto it = mappings_.find(k); it != mappings_.end() && !(it->second.flags & MappingValue::kLocal))
+                        cur = it->second;
+                }
+                if (cur && cur->epoch == e.record.epoch) {
+                    learned(k, *cur);
+                    upsert_mapping(k, *cur);
+                }
             } else if (e.ok) {
                 forget(k);  // nobody publishes it any more
             }

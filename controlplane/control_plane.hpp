@@ -57,7 +57,9 @@ struct ControlCounters {
     // LM directory: questions asked, coalesced into one in flight, answered from the negative
     // cache, answers (found / not found / no usable locator), push updates from watches.
     Counter dht_resolves, dht_coalesced, dht_negative_hits, dht_found, dht_not_found, dht_no_locator,
-        dht_watch_updates, dht_stale_ignored, dht_published;
+        dht_watch_updates, dht_stale_ignored, dht_published,
+        dht_refreshes,     // learned mappings refreshed because traffic used them past their TTL
+        dht_expired_idle;  // learned mappings no packet used for a TTL: left the caches
     // Handover (docs/operations.md, "Handover"): host announcements seen on access ports, attach
     // detection and its refusals, migrate-begin, moves learned, notifications, hints, gateway
     // announcements, forwarding pointers that expired.
@@ -198,6 +200,8 @@ private:
     std::map<uint64_t, EidKey> refresh_cookies_;
     uint64_t next_refresh_scan_ = 0;
     void refresh_learned();
+    void refresh_used(const EidKey& k);      // a worker's packet used k past its refresh_s
+    void learned(const EidKey& k, MappingValue& v);  // sets v.refresh_s and k's TTL (learned_)
     void ensure_watch(const EidKey& k);
     void accept_if_held(const EidKey& k, const dir::Event& e);
     void forget(const EidKey& k);

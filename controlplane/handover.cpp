@@ -152,8 +152,8 @@ void ControlPlane::move_away(Attached& at, const dir::Record& r) {
         v.mo_id = r.mo;
         v.epoch = r.epoch;
         v.locator = *loc;
+        if (dir_) learned(k, v);
         upsert_mapping(k, v);
-        if (dir_) learned_[k] = now + rte_get_tsc_hz() * (cfg_.dht ? cfg_.dht->cache_ttl_s : 300);
         ensure_watch(k);  // its next move must reach us too (we may still forward to it)
     }
     push_attachment(at);

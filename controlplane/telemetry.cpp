@@ -190,6 +190,8 @@ int cmd_dht(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "watch_updates", cc.dht_watch_updates.get());
     rte_tel_data_add_dict_u64(d, "stale_ignored", cc.dht_stale_ignored.get());
     rte_tel_data_add_dict_u64(d, "published", cc.dht_published.get());
+    rte_tel_data_add_dict_u64(d, "cache_refreshed", cc.dht_refreshes.get());
+    rte_tel_data_add_dict_u64(d, "cache_expired_idle", cc.dht_expired_idle.get());
     rte_tel_data_add_dict_u64(d, "watches", cp->watches());
     if (auto* dir = cp->directory()) {
         auto c = dir->counters();

@@ -84,6 +84,7 @@ public:
     }
 
     const Value* lookup(const Key& k) const { return find(k, hash(k)); }
+    Value* lookup_mut(const Key& k) { return const_cast<Value*>(find(k, hash(k))); }  // the owner may edit in place
 
     // Inserts or replaces. False when the table holds `entries` keys already.
     bool upsert(const Key& k, const Value& v) {

@@ -237,6 +237,7 @@ static inline unsigned parse_l2(const DpPort& port, const MacAddr* gw, rte_mbuf*
 
 void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
     const bool core = cfg_.ports[in].role == PortRole::Core;
+    const uint32_t now_s = core ? 0 : tsc_seconds(rte_rdtsc(), tsc_hz_);
     auto& pc = ctr_.ports[in];
     while (!pkts.empty()) {
         const unsigned n = std::min<size_t>(pkts.size(), kBurst);
@@ -349,6 +350,8 @@ void PacketPath::process(uint8_t in, std::span<rte_mbuf*> pkts, bool count_rx) {
                     side[ns++] = uint8_t(j);
                     continue;
                 }
+                // Due for refresh (refresh_s 0 wraps to "never"): traffic flows, ask for it.
+                if (v->refresh_s - 1 < now_s) [[unlikely]] ask_refresh(md[idx[j]].key, now_s);
                 const unsigned k = unsigned(md[idx[j]].fam == Family::V6) << 1 | unsigned(v->locator.family == Family::V6);
                 enc[0][n0] = enc[1][n1] = enc[2][n2] = enc[3][n3] = uint8_t(j);
                 n0 += k == 0;
@@ -467,6 +470,17 @@ void PacketPath::access_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need) {
         need = true;
         return;
     }
+}
+
+// A learned mapping used after its refresh_s: ask the control lcore to refresh it from the DHT
+// (it answers with a new refresh_s), and ask again only after kRefreshRetryS if nothing comes.
+// A mapping no packet uses is never asked for, and the control lcore lets it go at its TTL.
+void PacketPath::ask_refresh(const EidKey& k, uint32_t now_s) {
+    if (MappingValue* v = cache_.lookup_mut(k)) v->refresh_s = now_s + kRefreshRetryS;
+    if (!rings_.miss) return;
+    MissMsg mm{k, worker_id_, 1};
+    if (rte_ring_enqueue_elem(rings_.miss, &mm, sizeof mm) != 0) ctr_.miss_ring_full.add();
+    else ctr_.cache_refresh.add();
 }
 
 // A destination the cache does not know: hold the packet and ask the control lcore once per

@@ -7,6 +7,7 @@
 // or validate LM -> bulk attachment lookup -> decap (core side).
 #pragma once
 
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -104,6 +105,8 @@ private:
     template <int kClass>
     void core_packet(uint8_t in, rte_mbuf* m, Meta& md, bool& need_lookup);
     void miss(uint8_t in, rte_mbuf* m, Meta& md);
+    void ask_refresh(const EidKey& k, uint32_t now_s);
+    static constexpr uint32_t kRefreshRetryS = 5;  // a refresh asked for and not answered: ask again
     template <bool In6>
     void finish_core(rte_mbuf* m, Meta& md, const Attachment& a);
     void core_side(uint8_t in, rte_mbuf* m, Meta& md, const Attachment* a);
@@ -155,6 +158,7 @@ private:
     rte_mempool* pool_;
     Rings rings_;
     uint32_t worker_id_;
+    uint64_t tsc_hz_ = rte_get_tsc_hz();
     MacAddr nh_mac_[2]{};     // [0] v4, [1] v6; zero = unresolved
     bool nh_ok_[2]{};         // nh_mac_[i] is resolved (checked per packet)
     uint16_t ip_id_ = 0;

@@ -459,13 +459,15 @@ public:
     Fixture& operator=(const Fixture&) = delete;
 
     // ---- state, through the same messages the control lcore sends
-    void map_remote(TenantId t, const IpAddr& eid, MoId mo, const IpAddr& loc, Epoch ep) {
+    // refresh_s: as the control lcore sets it for a DHT-learned mapping (0: static, never).
+    void map_remote(TenantId t, const IpAddr& eid, MoId mo, const IpAddr& loc, Epoch ep, uint32_t refresh_s = 0) {
         UpdateMsg u;
         u.op = UpdateOp::UpsertMapping;
         u.key = EidKey::make(t, eid);
         u.value.mo_id = mo;
         u.value.epoch = ep;
         u.value.locator = loc;
+        u.value.refresh_s = refresh_s;
         pp->apply(u);
     }
     void map_local(TenantId t, const IpAddr& eid, MoId mo, uint8_t port, const MacAddr& m) {

@@ -1118,6 +1118,37 @@ TEST_CASE("full rings and a full tx stage are counted, never leaked", "[packet][
 // =============================================================================================
 // Miss buffer: packets wait for the control lcore's answer instead of being dropped
 
+TEST_CASE("cache TTL: a hit past refresh_s asks for a refresh once, and the packet still goes", "[packet][pending]") {
+    Fixture f;
+    const uint32_t now_s = tsc_seconds(rte_rdtsc(), rte_get_tsc_hz());
+    const IpAddr due = ip("192.0.2.70"), fresh = ip("192.0.2.71"), stat = ip("192.0.2.72");
+    f.map_remote(1, due, 0x70, kPeer4, 3, now_s - 1);     // learned, TTL over
+    f.map_remote(1, fresh, 0x71, kPeer4, 3, now_s + 300);  // learned, TTL running
+    f.map_remote(1, stat, 0x72, kPeer4, 3, 0);            // static: never refreshed
+    std::vector<Bytes> frames;
+    for (const IpAddr* d : {&due, &fresh, &stat, &due})
+        frames.push_back(from_host(udp4_pkt(kHost4, *d, 1000, 2000, 40)));
+    f.run(kAcc0, frames);
+    REQUIRE(f.take(kCore).size() == 4);  // nobody waits for the refresh
+    REQUIRE(f.ctr.encap.get() == 4);
+    auto m = f.take_misses();
+    REQUIRE(m.size() == 1);  // the due mapping, once although two packets used it
+    CHECK(m[0].key == EidKey::make(1, due));
+    CHECK(m[0].refresh == 1);
+    CHECK(f.ctr.cache_refresh.get() == 1);
+    CHECK(f.ctr.cache_miss.get() == 0);
+    // Asked: not again before the retry interval, even with more traffic.
+    f.run(kAcc0, frames);
+    CHECK(f.take(kCore).size() == 4);
+    CHECK(f.take_misses().empty());
+    // The control lcore's answer (a new TTL) and traffic: no question.
+    f.map_remote(1, due, 0x70, kPeer4, 3, now_s + 300);
+    f.run(kAcc0, frames);
+    CHECK(f.take(kCore).size() == 4);
+    CHECK(f.take_misses().empty());
+    CHECK(f.in_use() == 0);
+}
+
 TEST_CASE("miss buffer: held, one question per EID, sent in order when the answer arrives", "[packet][pending]") {
     Fixture f([](DpConfig& c) {
         c.pending_packets = 16;
