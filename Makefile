@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps build demo test test-asan bench clean
+.PHONY: all deps build demo demo-vm test test-asan bench bench-report clean
 
 all: build
 
@@ -42,3 +42,9 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Scaling sweeps of lm-bench (fast path vs MOs/burst/size/family/workers, resolve vs DHT nodes,
+# handover vs ARs) into $(BUILD)/bench-report/*.csv and docs/img/bench-*.png (gnuplot).
+# Quick: ~7 min on 2 vCPUs; FULL=1 for the full grids (real hardware).
+bench-report: build
+	bash bench/report/run_report.sh $(BUILD)

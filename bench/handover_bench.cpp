@@ -1,8 +1,8 @@
 // lm-bench handover: how fast every correspondent AR follows a move, over an in-process LM DHT.
 //
 //   lm-bench handover [--ars N] [--moves N] [--seed N] [--poll-us N] [--begin-ms N] [--gap-ms N]
-//                     [--cap-ms N] [--no-migrate-begin] [--dht-cpus all|control] [--lcore N]
-//                     [--eal EAL-ARGS...]
+//                     [--cap-ms N] [--no-migrate-begin] [--fresh-only] [--dht-cpus all|control] [--lcore N]
+//                     [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]
 //
 // N access routers in one process, without DPDK ports: each is a dir::Directory (an OpenDHT node
 // on 127.0.0.1 with its own AR identity from one domain CA; together they are the DHT), a real
@@ -90,6 +90,7 @@ struct HoOptions {
     bool fresh_only = false;      // move only to ARs that never published the MO (at most ars - 1 moves)
     unsigned lcore = 0;
     std::vector<std::string> eal;
+    std::string csv, tag;         // --csv FILE: append a row (before the teardown); --tag: its "sweep" column
 };
 
 constexpr uint32_t kNetworkId = 0x4C4DBE02;  // apart from `resolve` and the tests' DHTs
@@ -322,6 +323,7 @@ struct MoveStats {
 
 int handover_bench(const HoOptions& o) {
     const auto t_start = Clock::now();
+    const RunInfo ri = RunInfo::now();
     const unsigned N = o.ars;
     if (N < 2) fail("--ars must be at least 2");
     if (N > 60000) fail("--ars must be at most 60000");
@@ -710,6 +712,30 @@ int handover_bench(const HoOptions& o) {
                 p99 <= 10 ? "met" : "MISSED", st.stale_after_1s, st.stale_after_1s == 0 ? "met" : "MISSED",
                 secs_since(t_start));
     std::fflush(stdout);
+    if (!o.csv.empty()) {  // before the teardown, which a sweep's timeout may cut short
+        std::vector<double> first = st.first_ms, cpu = st.cpu_ms;
+        std::sort(first.begin(), first.end());
+        std::sort(cpu.begin(), cpu.end());
+        std::map<std::string, std::string> v = {
+            {"sweep", o.tag.empty() ? "point" : o.tag},
+            {"ars", std::to_string(N)},
+            {"moves_asked", std::to_string(o.moves)},
+            {"moves", std::to_string(st.last_ms.size())},
+            {"p50_ms", fmt_num(percentile(last_sorted, 50), 2)},
+            {"p90_ms", fmt_num(percentile(last_sorted, 90), 2)},
+            {"p99_ms", fmt_num(p99, 2)},
+            {"max_ms", fmt_num(last_sorted.empty() ? 0 : last_sorted.back(), 2)},
+            {"stale_after_1s", std::to_string(st.stale_after_1s)},
+            {"capped_moves", std::to_string(st.capped_moves)},
+            {"first_p50_ms", fmt_num(percentile(first, 50), 2)},
+            {"cpu_ms_per_move", fmt_num(percentile(cpu, 50), 1)},
+            {"process_cpus", fmt_num(cpus_moving, 2)},
+            {"rss_mb", fmt_num(rss_mb(), 0)},
+            {"total_s", fmt_num(secs_since(t_start), 1)},
+        };
+        ri.add_to(v);
+        if (!csv_append(o.csv, kHandoverCsvHeader, v)) fail("cannot append to " + o.csv);
+    }
 
     // ---- tear down: control planes, then every OpenDHT node (in parallel: a join each) ---------
     t = Clock::now();
@@ -741,8 +767,8 @@ int handover_bench(const HoOptions& o) {
 [[noreturn]] void handover_usage() {
     std::fprintf(stderr,
                  "usage: lm-bench handover [--ars N] [--moves N] [--seed N] [--poll-us N] [--begin-ms N] [--gap-ms N]\n"
-                 "                         [--cap-ms N] [--no-migrate-begin] [--dht-cpus all|control] [--lcore N]\n"
-                 "                         [--eal EAL-ARGS...]\n"
+                 "                         [--cap-ms N] [--no-migrate-begin] [--fresh-only] [--dht-cpus all|control] [--lcore N]\n"
+                 "                         [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
                  "attach -> every AR's worker cache updated, N routers' control planes on an in-process LM DHT\n"
                  "(defaults: 100 ARs, 200 moves, poll 200 us, migrate-begin 50 ms before each attach).\n");
     std::exit(2);
@@ -768,6 +794,8 @@ int handover_main(int argc, char** argv) {
         else if (a == "--no-migrate-begin") o.migrate_begin = false;
         else if (a == "--fresh-only") o.fresh_only = true;
         else if (a == "--lcore") o.lcore = unsigned(num());
+        else if (a == "--csv" && i + 1 < argc) o.csv = argv[++i];
+        else if (a == "--tag" && i + 1 < argc) o.tag = argv[++i];
         else if (a == "--dht-cpus" && i + 1 < argc) {
             const std::string v = argv[++i];
             if (v != "all" && v != "control") handover_usage();

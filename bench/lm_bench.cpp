@@ -2,7 +2,10 @@
 // LM directory's miss-to-answer latency over an in-process DHT ("resolve", at the end of the file).
 //
 //   lm-bench fastpath [--vdev null|ring] [--packets N] [--trials N] [--warmup N] [--lcore N]
-//                     [--huge|--no-huge] [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]
+//                     [--huge|--no-huge] [--only baseline|hot|decap|1m] [--csv FILE] [--eal EAL-ARGS...]
+//   lm-bench fastpath --workload encap|decap [--mos N] [--cache N] [--burst N] [--size N]
+//                     [--inner 4|6|mix] [--outer 4|6|mix] [--workers 1|2] [--csv FILE] [--tag NAME] ...
+//                     (one sweep point: run_point(); `lm-bench sweep` runs the grids, sweep.cpp)
 //
 // The method is described in docs/benchmarks.md. Every workload runs the real worker loop,
 // Worker::poll_once() (rx_burst -> PacketPath::process -> tx_burst on every port); the baseline
@@ -29,9 +32,11 @@
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
+#include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_memcpy.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_udp.h>
 #include <arpa/inet.h>
@@ -42,6 +47,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -50,6 +56,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -85,7 +92,7 @@ constexpr uint8_t kCore = kAccessPorts;           // index of the core port in D
 constexpr unsigned kSlots = 4096;                 // mbufs in flight (1024 per access port)
 constexpr unsigned kRingSize = 8192;              // net_ring rx/tx rings
 constexpr uint16_t kFrameLen = 64;                // access frames as the PMD hands them over
-constexpr unsigned kInnerLen = kFrameLen - RTE_ETHER_HDR_LEN;  // 50: inner IP packet of decap frames
+constexpr uint16_t kMaxFrameLen = 1514;           // an IP MTU of 1500 (1518 on the wire with the FCS)
 constexpr uint32_t kHotMos = 10'000;
 constexpr uint32_t kBigMos = 1'000'000;
 constexpr uint32_t kBigCacheEntries = 1'100'000;  // 1M MOs + 10% headroom, as an operator would size it
@@ -122,10 +129,13 @@ MacAddr mac(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return MacAddr{{0x02, 
 
 // ---- the MO population -----------------------------------------------------------------------
 // An MO is (access port t, inner family f, index k). Tenant = t + 1. Its EID is 198.18.0.0/15
-// (RFC 2544 benchmarking space) + k + 1 for v4 and 2001:db8:100::/40 + k + 1 for v6; its locator
-// alternates v4/v6 with k, over 200 remote ARs per family.
+// (RFC 2544 benchmarking space; 10.0.0.0/8 in sweeps of more than ~1M MOs) + k + 1 for v4 and
+// 2001:db8:100::/40 + k + 1 for v6; its locator alternates v4/v6 with k, over 200 remote ARs
+// per family.
 
-uint32_t eid4_be(uint32_t k) { return rte_cpu_to_be_32(0xC6120000u + k + 1); }  // 198.18.0.0 + k + 1
+constexpr uint32_t kEid4Base = 0xC6120000u;      // 198.18.0.0/15: 131 071 EIDs per tenant
+constexpr uint32_t kEid4WideBase = 0x0A000000u;  // 10.0.0.0/8, for sweeps of more (4M MOs: 500 000 per tenant)
+uint32_t eid4_be(uint32_t k, uint32_t base = kEid4Base) { return rte_cpu_to_be_32(base + k + 1); }  // base + k + 1
 void eid6(uint32_t k, uint8_t* out) {
     static const uint8_t base[16] = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     std::memcpy(out, base, 16);
@@ -134,12 +144,36 @@ void eid6(uint32_t k, uint8_t* out) {
 }
 MoId mo_id(unsigned t, unsigned f, uint32_t k) { return 0x4C4D000000000000ull | uint64_t(t) << 40 | uint64_t(f) << 32 | k; }
 
-MappingValue mapping(unsigned t, unsigned f, uint32_t k) {
+// Inner or outer IP family of a workload's packets: both (the fixed workloads), or one.
+enum class Fam : uint8_t { Mix, V4, V6 };
+
+// What the sweeps vary in the packets (docs/benchmarks.md, "Sweeps"). The defaults are the
+// fixed workloads': 64-byte access frames, both families inside and outside, full bursts (kBurst).
+struct Shape {
+    uint16_t frame = kFrameLen;  // access frame bytes (no FCS); LM frames carry its IP packet
+    Fam inner = Fam::Mix, outer = Fam::Mix;
+    unsigned burst = kBurst;     // packets the NIC hands over per rx_burst (--vdev ring only)
+    uint32_t eid4_base = kEid4Base;  // kEid4WideBase when a tenant has more IPv4 MOs than a /15 holds
+    unsigned inner_len() const { return frame - RTE_ETHER_HDR_LEN; }
+    unsigned families() const { return inner == Fam::Mix ? 2 : 1; }
+    unsigned first_family() const { return inner == Fam::V6 ? 1 : 0; }
+    // A random draw -> v6 or not, as `x & mask | bit` (no branch, one draw whatever the family).
+    static uint64_t mask(Fam f) { return f == Fam::Mix ? 1 : 0; }
+    static uint64_t bit(Fam f) { return f == Fam::V6 ? 1 : 0; }
+    // LM frame kinds (bit 0 inner v6, bit 1 outer v6) from a 2-bit draw.
+    uint64_t kind_mask() const { return mask(inner) | mask(outer) << 1; }
+    uint64_t kind_bits() const { return bit(inner) | bit(outer) << 1; }
+};
+
+const char* fam_name(Fam f) { return f == Fam::Mix ? "mix" : f == Fam::V4 ? "4" : "6"; }
+
+// Outer family of MO k's locator: alternating with k unless the workload fixes it.
+MappingValue mapping(unsigned t, unsigned f, uint32_t k, Fam outer = Fam::Mix) {
     MappingValue v;
     v.mo_id = mo_id(t, f, k);
     v.epoch = 0x0001'8F00'0000'0001ull;
     const uint8_t ar = uint8_t(2 + (k >> 1) % 200);
-    if (k & 1) {
+    if (outer == Fam::Mix ? (k & 1) : outer == Fam::V6) {
         v.locator = ip("2001:db8:b::");
         v.locator.b[15] = ar;
     } else {
@@ -170,7 +204,7 @@ uint16_t open_ring_port(const std::string& name, rte_ring* rx, rte_ring* tx, rte
     return uint16_t(pid);
 }
 
-DpConfig make_config(const Ports& ports) {
+DpConfig make_config(const Ports& ports, const Shape& sh = {}) {
     DpConfig c;
     c.nb_ports = kNbPorts;
     c.core_index = kCore;
@@ -185,7 +219,9 @@ DpConfig make_config(const Ports& ports) {
     auto& core = c.ports[kCore];
     core.port_id = ports.id[kCore];
     core.role = PortRole::Core;
-    core.mtu = 1500;
+    // Room for the largest access packet plus the IPv6 encapsulation (a core MTU an operator
+    // raises for 1500-byte access MTUs); 1500 for the fixed workloads.
+    core.mtu = std::max(1500u, sh.inner_len() + wire::kOverheadV6);
     core.mac = mac(0, 0, 0x0c, 0);
     c.has_loc4 = c.has_loc6 = true;
     c.loc4 = ip(kLoc4);
@@ -194,7 +230,8 @@ DpConfig make_config(const Ports& ports) {
     c.gw4 = ip("192.0.2.1");
     c.gw6 = ip("2001:db8:200::1");
     c.gw_mac = MacAddr{{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}};
-    c.mobile = {MobilePrefix{pfx("198.18.0.0/15"), std::nullopt}, MobilePrefix{pfx("2001:db8:100::/40"), std::nullopt}};
+    c.mobile = {MobilePrefix{pfx(sh.eid4_base == kEid4Base ? "198.18.0.0/15" : "10.0.0.0/8"), std::nullopt},
+                MobilePrefix{pfx("2001:db8:100::/40"), std::nullopt}};
     c.peers = {pfx("203.0.113.0/24"), pfx("2001:db8:b::/48")};
     c.udp_port = wire::kDefaultUdpPort;
     c.udp_csum_v6 = false;
@@ -257,7 +294,7 @@ void put_inner(uint8_t* p, bool v6, const uint8_t* dst, unsigned total) {
     }
 }
 
-AccessTemplate access_template(const MacAddr& dst_mac, bool v6) {
+AccessTemplate access_template(const MacAddr& dst_mac, bool v6, unsigned inner_len) {
     AccessTemplate t;
     auto* eth = reinterpret_cast<rte_ether_hdr*>(t.bytes.data());
     std::memcpy(eth->dst_addr.addr_bytes, dst_mac.b.data(), 6);
@@ -265,7 +302,7 @@ AccessTemplate access_template(const MacAddr& dst_mac, bool v6) {
     std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
     eth->ether_type = rte_cpu_to_be_16(v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     const uint8_t zero[16] = {};
-    put_inner(t.bytes.data() + 14, v6, zero, kInnerLen);
+    put_inner(t.bytes.data() + 14, v6, zero, inner_len);
     t.hdr_len = 14 + (v6 ? 40 : 20) + 8;
     t.dst_off = 14 + (v6 ? 24 : 16);
     if (!v6) {
@@ -278,12 +315,12 @@ AccessTemplate access_template(const MacAddr& dst_mac, bool v6) {
 
 struct CoreTemplate {
     std::array<uint8_t, 160> bytes{};
-    unsigned len = 0;      // frame length
+    unsigned len = 0;      // frame length (may be longer than `bytes`: the payload is never written)
     unsigned lm_off = 0;   // offset of the LM header: the ring refill rewrites these 24 bytes only
     unsigned hdr_len = 0;  // outer Ethernet/IP/UDP + LM + inner IP + inner UDP: the null refill writes these
 };
 
-CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6) {
+CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6, unsigned inner_len) {
     CoreTemplate t;
     uint8_t* p = t.bytes.data();
     auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
@@ -291,7 +328,7 @@ CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6) {
     const MacAddr src = mac(0, 0, 0x0f, 0x01);
     std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
     eth->ether_type = rte_cpu_to_be_16(out6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
-    const unsigned udp_len = wire::kUdpLen + wire::kLmLen + kInnerLen;
+    const unsigned udp_len = wire::kUdpLen + wire::kLmLen + inner_len;
     unsigned off = 14;
     if (!out6) {
         auto* h = reinterpret_cast<rte_ipv4_hdr*>(p + off);
@@ -333,9 +370,9 @@ CoreTemplate core_template(const MacAddr& dst_mac, bool out6, bool in6) {
         uint32_t d = eid4_be(0);
         std::memcpy(dst, &d, 4);
     }
-    put_inner(p + off, in6, dst, kInnerLen);
+    put_inner(p + off, in6, dst, inner_len);
     t.hdr_len = off + (in6 ? 40 : 20) + 8;
-    t.len = off + kInnerLen;
+    t.len = off + inner_len;
     return t;
 }
 
@@ -350,6 +387,14 @@ struct Options {
     std::string only;  // profiling: run one workload (baseline|hot|decap|1m), no JSON line
     bool ring = false;  // --vdev ring: net_ring ports instead of net_null
     std::vector<std::string> eal;
+    // One sweep point (any of the options below): baseline, one workload, baseline again.
+    bool point = false;
+    bool decap = false;          // --workload decap (default encap)
+    uint32_t mos = kHotMos;      // --mos: encap destinations (cached MOs); decap has kDecapMos
+    uint32_t cache_entries = 0;  // --cache: 0 = max(65536, mos + 10 %)
+    unsigned workers = 1;        // --workers: worker lcores, one rx/tx queue each (--vdev null)
+    Shape shape;
+    std::string csv, tag;        // --csv FILE: append a row (also the fixed workloads'); --tag: its "sweep" column
 };
 
 struct Result {
@@ -372,10 +417,10 @@ struct SlotInfo {
     uint16_t len = 0;  // frame length
 };
 
-// A worker as the router builds one (queue 0 of every port), with the next-hop MAC resolved.
-std::unique_ptr<Worker> new_worker(const DpConfig& cfg, rte_mempool* pool, uint32_t cache_entries) {
+// A worker as the router builds one (queue `id` of every port), with the next-hop MAC resolved.
+std::unique_ptr<Worker> new_worker(const DpConfig& cfg, rte_mempool* pool, uint32_t cache_entries, uint32_t id = 0) {
     WorkerParams wp;
-    wp.id = 0;
+    wp.id = id;
     wp.cache_entries = cache_entries;
     wp.attachment_entries = 4096;
     wp.idle_backoff_us = 0;
@@ -430,11 +475,45 @@ Result measure(const Options& o, Round&& round) {
     return r;
 }
 
+// measure() on `n` lcores at once, worker q on the q-th lcore of EAL's list (q = 0: this, the
+// main lcore); round(q) runs one poll round of worker / queue q. They start together (spin on
+// a counter) and run the same number of packets, so their trials overlap.
+struct LcoreJob {
+    std::function<void()> fn;
+    static int run(void* self) {
+        static_cast<LcoreJob*>(self)->fn();
+        return 0;
+    }
+};
+template <class Round>
+std::vector<Result> measure_on(const Options& o, unsigned n, Round&& round) {
+    if (n == 1) return {measure(o, [&] { return round(0u); })};
+    std::vector<Result> r(n);
+    std::atomic<unsigned> ready{0};
+    auto body = [&](unsigned q) {
+        ready.fetch_add(1);
+        while (ready.load() < n) rte_pause();
+        r[q] = measure(o, [&] { return round(q); });
+    };
+    std::vector<LcoreJob> jobs(n);
+    std::vector<unsigned> lcores;
+    unsigned lc = rte_get_next_lcore(-1, 1, 0);
+    for (unsigned q = 1; q < n; ++q, lc = rte_get_next_lcore(lc, 1, 0)) {
+        if (lc >= RTE_MAX_LCORE) die("--workers " + std::to_string(n) + " needs " + std::to_string(n) + " lcores");
+        jobs[q].fn = [&body, q] { body(q); };
+        if (rte_eal_remote_launch(&LcoreJob::run, &jobs[q], lc) != 0) die("rte_eal_remote_launch failed");
+        lcores.push_back(lc);
+    }
+    body(0);
+    for (unsigned l : lcores) rte_eal_wait_lcore(l);
+    return r;
+}
+
 // ---- vdev "ring": net_ring ports, the bench plays the NIC ----------------------------------
 
 class Bench {
 public:
-    explicit Bench(rte_mempool* pool) : pool_(pool) {
+    Bench(rte_mempool* pool, const Shape& sh) : pool_(pool), sh_(sh) {
         for (unsigned p = 0; p < kNbPorts; ++p) {
             const auto flags = RING_F_SP_ENQ | RING_F_SC_DEQ;  // one core: no atomics, like a NIC queue
             ports_.rx[p] = rte_ring_create(("lmb_rx" + std::to_string(p)).c_str(), kRingSize, rte_socket_id(), flags);
@@ -443,23 +522,28 @@ public:
             if (!ports_.rx[p] || !ports_.tx[p] || !ports_.wire[p]) die("cannot create rings");
             ports_.id[p] = open_ring_port("lmb" + std::to_string(p), ports_.rx[p], ports_.tx[p], pool_);
         }
-        cfg_ = make_config(ports_);
+        cfg_ = make_config(ports_, sh_);
         if (rte_pktmbuf_alloc_bulk(pool_, mbufs_.data(), kSlots) != 0) die("cannot allocate the mbufs");
         for (unsigned s = 0; s < kSlots; ++s) mbufs_[s]->hash.usr = s;
-        for (unsigned v6 = 0; v6 < 2; ++v6) atpl_[v6] = access_template(cfg_.gw_mac, v6);
-        for (unsigned k = 0; k < 4; ++k) ctpl_[k] = core_template(cfg_.ports[kCore].mac, k & 2, k & 1);
+        for (unsigned v6 = 0; v6 < 2; ++v6) atpl_[v6] = access_template(cfg_.gw_mac, v6, sh_.inner_len());
+        for (unsigned k = 0; k < 4; ++k) ctpl_[k] = core_template(cfg_.ports[kCore].mac, k & 2, k & 1, sh_.inner_len());
     }
 
     const DpConfig& config() const { return cfg_; }
 
-    // net_ring: one configuration, every port receives what the bench put on its rx ring.
-    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind) { return new_worker(cfg_, pool_, cache_entries); }
+    // net_ring: one configuration, every port receives what the bench put on its rx ring; one
+    // queue per port, so one worker.
+    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind, uint32_t id = 0) {
+        if (id) die("--vdev ring has one queue per port: one worker only");
+        return new_worker(cfg_, pool_, cache_entries);
+    }
 
-    // Cache every MO of an encap workload of `mos` MOs (mos / 8 per port and inner family).
-    static void add_mappings(Worker& w, uint32_t mos) {
-        const uint32_t per = mos / (2 * kAccessPorts);
+    // Cache every MO of an encap workload of `mos` MOs (mos / 8 per port and inner family; one
+    // family: mos / 4 per port).
+    static void add_mappings(Worker& w, uint32_t mos, const Shape& sh = {}) {
+        const uint32_t per = mos / (sh.families() * kAccessPorts);
         for (unsigned t = 0; t < kAccessPorts; ++t)
-            for (unsigned f = 0; f < 2; ++f)
+            for (unsigned f = sh.first_family(); f < sh.first_family() + sh.families(); ++f)
                 for (uint32_t k = 0; k < per; ++k) {
                     UpdateMsg u{};
                     u.op = UpdateOp::UpsertMapping;
@@ -468,11 +552,11 @@ public:
                         a.family = Family::V6;
                         eid6(k, a.b.data());
                     } else {
-                        uint32_t d = eid4_be(k);
+                        uint32_t d = eid4_be(k, sh.eid4_base);
                         a = IpAddr::v4_from_be(d);
                     }
                     u.key = EidKey::make(t + 1, a);
-                    u.value = mapping(t, f, k);
+                    u.value = mapping(t, f, k, sh.outer);
                     w.path().apply(u);
                 }
         if (w.counters().update_failed.get()) die("locator cache full while populating");
@@ -500,22 +584,24 @@ public:
             rte_ring_reset(ports_.wire[p]);
         }
         rng_ = Rng{};
-        mos_per_ = mos / (2 * kAccessPorts);
+        mos_per_ = mos / (sh_.families() * kAccessPorts);
         Rng layout{kSeed ^ 0x5A5A};
         for (unsigned s = 0; s < kSlots; ++s) {
             rte_mbuf* m = mbufs_[s];
             std::memset(frame(m), 0, 160);
             if (mos) {
                 slots_[s].home = uint8_t(s % kAccessPorts);
-                slots_[s].kind = uint8_t(layout.next() >> 63);  // inner family: random, fixed per slot
-                slots_[s].len = kFrameLen;
+                // inner family: random, fixed per slot
+                slots_[s].kind = uint8_t((layout.next() >> 63 & Shape::mask(sh_.inner)) | Shape::bit(sh_.inner));
+                slots_[s].len = sh_.frame;
                 refill_access(m);
             } else {
                 slots_[s].home = kCore;
-                slots_[s].kind = uint8_t(layout.next() >> 62);  // 4in4 / 6in4 / 4in6 / 6in6
+                // 4in4 / 6in4 / 4in6 / 6in6
+                slots_[s].kind = uint8_t((layout.next() >> 62 & sh_.kind_mask()) | sh_.kind_bits());
                 const auto& t = ctpl_[slots_[s].kind];
                 slots_[s].len = uint16_t(t.len);
-                std::memcpy(frame(m), t.bytes.data(), t.len);
+                std::memcpy(frame(m), t.bytes.data(), std::min<size_t>(t.len, t.bytes.size()));
                 refill_core(m);
             }
             if (rte_ring_enqueue(ports_.wire[slots_[s].home], m) != 0) die("wire ring full at load");
@@ -529,7 +615,7 @@ public:
     // earlier (the "DMA", see recycle) and hand them to the port's rx ring.
     inline void arrive(unsigned p) {
         void* buf[kBurst];
-        const unsigned n = rte_ring_sc_dequeue_burst(ports_.wire[p], buf, kBurst, nullptr);
+        const unsigned n = rte_ring_sc_dequeue_burst(ports_.wire[p], buf, sh_.burst, nullptr);
         for (unsigned i = 0; i < n; ++i) {
             auto* m = static_cast<rte_mbuf*>(buf[i]);
             const uint16_t len = slots_[m->hash.usr].len;
@@ -558,7 +644,7 @@ public:
         if (si.kind) {
             eid6(k, p + t.dst_off);
         } else {
-            t.set_v4_dst(p, eid4_be(k));
+            t.set_v4_dst(p, eid4_be(k, sh_.eid4_base));
         }
     }
 
@@ -603,7 +689,7 @@ public:
 
     // Zero-work forward: the same rx_burst on every port, tx_burst of what came in.
     template <Kind K>
-    unsigned baseline_round() {
+    unsigned baseline_round(uint16_t = 0) {
         arrive_all<K>();
         unsigned total = 0;
         rte_mbuf* pkts[kBurst];
@@ -627,6 +713,7 @@ public:
 
 private:
     rte_mempool* pool_;
+    Shape sh_;
     Ports ports_;
     DpConfig cfg_;
     std::array<rte_mbuf*, kSlots> mbufs_{};
@@ -662,15 +749,22 @@ private:
 // Which kind and destination a packet gets comes from a seeded xorshift64* reset by load(): every
 // run, and the baseline, sees exactly the same sequence.
 
-constexpr unsigned kNullPorts = 2 * kNbPorts;
-constexpr uint16_t kCoreFrameMax = 136;  // 6in6 / 4in6 LM frames; 4in4 / 6in4 are 116
+// Sweeps: the sizes follow --size (access frame; LM frames are 72 bytes longer at most), and
+// --workers N gives every port N rx/tx queues, worker q polling queue q on lcore q, with a
+// refill state (PRNG) per queue.
 
-std::vector<std::string> null_vdev_args() {
+constexpr unsigned kNullPorts = 2 * kNbPorts;
+
+// The longest LM frame for an access frame of `frame` bytes: 6in6 / 4in6 (136 for 64; 4in4 and
+// 6in4 are 20 bytes shorter).
+unsigned core_frame_max(unsigned frame) { return frame + wire::kOverheadV6; }
+
+std::vector<std::string> null_vdev_args(const Shape& sh = {}) {
     std::vector<std::string> a;
     for (unsigned i = 0; i < kNullPorts; ++i) {
         std::string dev = "net_null" + std::to_string(i);
-        if (i < kAccessPorts) dev += ",size=" + std::to_string(kFrameLen) + ",copy=0";
-        else if (i == kAccessPorts) dev += ",size=" + std::to_string(kCoreFrameMax) + ",copy=0";
+        if (i < kAccessPorts) dev += ",size=" + std::to_string(sh.frame) + ",copy=0";
+        else if (i == kAccessPorts) dev += ",size=" + std::to_string(core_frame_max(sh.frame)) + ",copy=0";
         else dev += ",no-rx=1";
         a.insert(a.end(), {"--vdev", dev});
     }
@@ -679,15 +773,17 @@ std::vector<std::string> null_vdev_args() {
 
 class NullBench {
 public:
-    explicit NullBench(rte_mempool* pool) : pool_(pool) {
+    NullBench(rte_mempool* pool, const Shape& sh = {}, unsigned queues = 1) : pool_(pool), sh_(sh), feeds_(queues) {
         std::array<uint16_t, kNullPorts> id{};
         for (unsigned i = 0; i < kNullPorts; ++i) {
             const std::string name = "net_null" + std::to_string(i);
             if (rte_eth_dev_get_port_by_name(name.c_str(), &id[i]) != 0) die("no ethdev " + name + " (is the net_null PMD loaded?)");
             rte_eth_conf conf{};
-            if (rte_eth_dev_configure(id[i], 1, 1, &conf) != 0) die("configure " + name);
-            if (rte_eth_rx_queue_setup(id[i], 0, 1024, rte_socket_id(), nullptr, pool_) != 0) die("rxq " + name);
-            if (rte_eth_tx_queue_setup(id[i], 0, 1024, rte_socket_id(), nullptr) != 0) die("txq " + name);
+            if (rte_eth_dev_configure(id[i], uint16_t(queues), uint16_t(queues), &conf) != 0) die("configure " + name);
+            for (uint16_t q = 0; q < queues; ++q) {
+                if (rte_eth_rx_queue_setup(id[i], q, 1024, rte_socket_id(), nullptr, pool_) != 0) die("rxq " + name);
+                if (rte_eth_tx_queue_setup(id[i], q, 1024, rte_socket_id(), nullptr) != 0) die("txq " + name);
+            }
             if (rte_eth_dev_start(id[i]) != 0) die("start " + name);
             ids_.push_back(id[i]);
         }
@@ -698,17 +794,25 @@ public:
         }
         enc.id[kCore] = id[kNbPorts + kCore];
         dec.id[kCore] = id[kCore];
-        enc_ = make_config(enc);
-        dec_ = make_config(dec);
-        for (unsigned v6 = 0; v6 < 2; ++v6) atpl_[v6] = access_template(enc_.gw_mac, v6);
-        for (unsigned k = 0; k < 4; ++k) ctpl_[k] = core_template(dec_.ports[kCore].mac, k & 2, k & 1);
+        enc_ = make_config(enc, sh_);
+        dec_ = make_config(dec, sh_);
+        for (unsigned v6 = 0; v6 < 2; ++v6) atpl_[v6] = access_template(enc_.gw_mac, v6, sh_.inner_len());
+        for (unsigned k = 0; k < 4; ++k) ctpl_[k] = core_template(dec_.ports[kCore].mac, k & 2, k & 1, sh_.inner_len());
+        v6_mask_ = Shape::mask(sh_.inner);
+        v6_bit_ = Shape::bit(sh_.inner);
+        kind_mask_ = sh_.kind_mask();
+        kind_bits_ = sh_.kind_bits();
+        eid4_base_ = sh_.eid4_base;
+        for (auto& f : feeds_) f.b = this;
     }
     // Install the refill; before this, rx_burst returns net_null's stale buffers (only for the
     // "vdev alone" line: no workload may run without it).
     void attach_refill() {
-        for (unsigned t = 0; t < kAccessPorts; ++t)
-            if (!rte_eth_add_rx_callback(ids_[t], 0, &access_rx_cb, this)) die("rte_eth_add_rx_callback (DPDK built without RTE_ETHDEV_RXTX_CALLBACKS?)");
-        if (!rte_eth_add_rx_callback(ids_[kCore], 0, &core_rx_cb, this)) die("rte_eth_add_rx_callback");
+        for (uint16_t q = 0; q < feeds_.size(); ++q) {
+            for (unsigned t = 0; t < kAccessPorts; ++t)
+                if (!rte_eth_add_rx_callback(ids_[t], q, &access_rx_cb, &feeds_[q])) die("rte_eth_add_rx_callback (DPDK built without RTE_ETHDEV_RXTX_CALLBACKS?)");
+            if (!rte_eth_add_rx_callback(ids_[kCore], q, &core_rx_cb, &feeds_[q])) die("rte_eth_add_rx_callback");
+        }
     }
     ~NullBench() {
         for (uint16_t p : ids_) {
@@ -719,30 +823,31 @@ public:
     NullBench(const NullBench&) = delete;
     NullBench& operator=(const NullBench&) = delete;
 
-    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind k) {
-        return new_worker(k == Kind::Access ? enc_ : dec_, pool_, cache_entries);
+    std::unique_ptr<Worker> make_worker(uint32_t cache_entries, Kind k, uint32_t id = 0) {
+        return new_worker(k == Kind::Access ? enc_ : dec_, pool_, cache_entries, id);
     }
 
-    // Start a workload's packet sequence: `mos` = MOs per encap workload, 0 = decap.
+    // Start a workload's packet sequence: `mos` = MOs per encap workload, 0 = decap. Queue 0
+    // draws the fixed workloads' sequence; other queues their own.
     void load(uint32_t mos) {
-        rng_ = Rng{};
-        mos_per_ = std::max<uint32_t>(1, mos / (2 * kAccessPorts));
+        for (size_t q = 0; q < feeds_.size(); ++q) feeds_[q].rng = Rng{kSeed ^ (q * 0x9E3779B97F4A7C15ull)};
+        mos_per_ = std::max<uint32_t>(1, mos / (sh_.families() * kAccessPorts));
     }
 
     // Zero-work forward with the worker's polling structure: rx_burst on every port of the
     // workload's configuration; what came in goes out with one tx_burst on the port the path
     // would send it to (the core port for access frames, an access port for LM frames).
     template <Kind K>
-    unsigned baseline_round() {
+    unsigned baseline_round(uint16_t q = 0) {
         const DpConfig& c = K == Kind::Access ? enc_ : dec_;
         unsigned total = 0;
         rte_mbuf* pkts[kBurst];
         for (unsigned p = 0; p < kNbPorts; ++p) {
-            const uint16_t n = rte_eth_rx_burst(c.ports[p].port_id, 0, pkts, kBurst);
+            const uint16_t n = rte_eth_rx_burst(c.ports[p].port_id, q, pkts, kBurst);
             if (!n) continue;
             total += n;
             const uint16_t out = K == Kind::Access ? c.ports[kCore].port_id : c.ports[0].port_id;
-            if (rte_eth_tx_burst(out, 0, pkts, n) != n) die("baseline: tx_burst short");
+            if (rte_eth_tx_burst(out, q, pkts, n) != n) die("baseline: tx_burst short");
         }
         return total;
     }
@@ -753,22 +858,26 @@ public:
     }
 
 private:
-    static uint16_t access_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* self) {
-        auto* b = static_cast<NullBench*>(self);
-        for (uint16_t i = 0; i < n; ++i) b->refill_access(pkts[i]);
+    struct Feed {  // one rx queue's refill: the worker's lcore is the only one to touch it
+        NullBench* b = nullptr;
+        Rng rng;
+    };
+    static uint16_t access_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* feed) {
+        auto* f = static_cast<Feed*>(feed);
+        for (uint16_t i = 0; i < n; ++i) f->b->refill_access(f->rng, pkts[i]);
         return n;
     }
-    static uint16_t core_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* self) {
-        auto* b = static_cast<NullBench*>(self);
-        for (uint16_t i = 0; i < n; ++i) b->refill_core(pkts[i]);
+    static uint16_t core_rx_cb(uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, uint16_t, void* feed) {
+        auto* f = static_cast<Feed*>(feed);
+        for (uint16_t i = 0; i < n; ++i) f->b->refill_core(f->rng, pkts[i]);
         return n;
     }
 
     // Ethernet + IP + UDP from the template, destination uniform over the port's MOs (each
-    // access port is its own tenant with the same EIDs), inner family uniform.
-    inline void refill_access(rte_mbuf* m) {
-        const uint64_t x = rng_.next();
-        const unsigned v6 = unsigned(x & 1);
+    // access port is its own tenant with the same EIDs), inner family uniform (or fixed).
+    inline void refill_access(Rng& rng, rte_mbuf* m) const {
+        const uint64_t x = rng.next();
+        const unsigned v6 = unsigned((x & v6_mask_) | v6_bit_);
         const uint32_t k = uint32_t((uint64_t(uint32_t(x >> 32)) * mos_per_) >> 32);
         const AccessTemplate& t = atpl_[v6];
         uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
@@ -778,15 +887,15 @@ private:
             eid6(k, p + t.dst_off);
         } else {
             std::memcpy(p, t.bytes.data(), 14 + 20 + 8);
-            t.set_v4_dst(p, eid4_be(k));
+            t.set_v4_dst(p, eid4_be(k, eid4_base_));
         }
     }
 
-    // The whole header stack of an LM frame (4in4 / 6in4 / 4in6 / 6in6 uniform), to one of the
-    // attached MOs (uniform).
-    inline void refill_core(rte_mbuf* m) {
-        const uint64_t x = rng_.next();
-        const CoreTemplate& t = ctpl_[x & 3];
+    // The whole header stack of an LM frame (4in4 / 6in4 / 4in6 / 6in6 uniform, or the
+    // families fixed), to one of the attached MOs (uniform).
+    inline void refill_core(Rng& rng, rte_mbuf* m) const {
+        const uint64_t x = rng.next();
+        const CoreTemplate& t = ctpl_[(x & kind_mask_) | kind_bits_];
         const uint32_t u = uint32_t((uint64_t(uint32_t(x >> 32)) * kDecapMos) >> 32);
         uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
         rte_memcpy(p, t.bytes.data(), t.hdr_len);
@@ -799,11 +908,14 @@ private:
     }
 
     rte_mempool* pool_;
+    Shape sh_;
     std::vector<uint16_t> ids_;
     DpConfig enc_, dec_;
     std::array<AccessTemplate, 2> atpl_;
     std::array<CoreTemplate, 4> ctpl_;
-    Rng rng_;
+    std::vector<Feed> feeds_;  // per queue; never resized after the callbacks hold pointers
+    uint64_t v6_mask_ = 1, v6_bit_ = 0, kind_mask_ = 3, kind_bits_ = 0;
+    uint32_t eid4_base_ = kEid4Base;
     uint32_t mos_per_ = 1;
 };
 
@@ -879,7 +991,7 @@ int profile_one(const Options& o, B& b, const std::string& which, Line&& line) {
     const bool big = which == "1m", dec = which == "decap";
     if (!big && which != "hot" && !dec) die("--only: unknown workload " + which);
     auto w = b.make_worker(big ? kBigCacheEntries : 65536, dec ? Kind::Core : Kind::Access);
-    Bench::add_mappings(*w, big ? kBigMos : kHotMos);
+    Bench::add_mappings(*w, big ? kBigMos : kHotMos, o.shape);
     Bench::add_attachments(*w);
     const Snap s0 = snap(w->counters());
     Result r;
@@ -898,14 +1010,21 @@ int profile_one(const Options& o, B& b, const std::string& which, Line&& line) {
 void usage() {
     std::fprintf(stderr,
                  "usage: lm-bench fastpath [--vdev null|ring] [--packets N] [--trials N] [--warmup N] [--lcore N]\n"
-                 "                         [--huge|--no-huge] [--only baseline|hot|decap|1m] [--eal EAL-ARGS...]\n"
+                 "                         [--huge|--no-huge] [--only baseline|hot|decap|1m] [--csv FILE] [--eal EAL-ARGS...]\n"
                  "--vdev: net_null ports (default; rx allocates mbufs, tx frees them, like a NIC driver)\n"
                  "        or net_ring ports (the bench plays the NIC; rx/tx are ring operations).\n"
                  "--only runs one workload (for profilers) and prints no JSON line.\n"
+                 "One sweep point (any of these options; a \"fastpath_point\" JSON line):\n"
+                 "       lm-bench fastpath [--workload encap|decap] [--mos N] [--cache N] [--burst 1-32 (--vdev ring)]\n"
+                 "                         [--size 64-1514] [--inner 4|6|mix] [--outer 4|6|mix] [--workers 1|2 (--vdev null)]\n"
+                 "                         [--csv FILE] [--tag NAME] (and the options above)\n"
+                 "\n"
+                 "       lm-bench sweep fastpath|resolve|handover --csv FILE [--quick] [...] (lm-bench sweep --help)\n"
+                 "runs the parameter grid, one child process per point, appending a CSV row per point.\n"
                  "\n"
                  "       lm-bench resolve [--nodes N] [--records N] [--lookups N] [--publishers N] [--seed N]\n"
                  "                        [--concurrency N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]\n"
-                 "                        [--publish-window N] [--eal EAL-ARGS...]\n"
+                 "                        [--publish-window N] [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
                  "miss -> answer applied in the worker cache, over an in-process LM DHT of N nodes on 127.0.0.1\n"
                  "(defaults: 32 nodes, 10000 records, 1000 sequential lookups, then 1000 with 64 outstanding).\n"
                  "\n"
@@ -914,9 +1033,45 @@ void usage() {
     std::exit(2);
 }
 
+// A CSV row of the fast path: parameters, figures, the machine.
+struct FpRow {
+    const char* workload = "encap";
+    uint32_t mos = 0, cache = 0;
+    double base = 0, path = 0, path_mpps = 0, base_mpps = 0, others_busy = -1;
+    unsigned clean = 0, trials = 0;
+};
+void write_fp_csv(const Options& o, const RunInfo& ri, const FpRow& r, const char* tag, double hz, bool has_huge) {
+    if (o.csv.empty()) return;
+    std::map<std::string, std::string> v = {
+        {"sweep", tag},
+        {"workload", r.workload},
+        {"vdev", o.ring ? "ring" : "null"},
+        {"mos", std::to_string(r.mos)},
+        {"cache_entries", std::to_string(r.cache)},
+        {"burst", std::to_string(o.shape.burst)},
+        {"frame", std::to_string(o.shape.frame)},
+        {"inner", fam_name(o.shape.inner)},
+        {"outer", fam_name(o.shape.outer)},
+        {"workers", std::to_string(o.workers)},
+        {"baseline_cycles", fmt_num(r.base, 1)},
+        {"path_cycles", fmt_num(r.path, 1)},
+        {"delta_cycles", fmt_num(r.path - r.base, 1)},
+        {"ratio", fmt_num(r.base / r.path, 3)},
+        {"path_mpps", fmt_num(r.path_mpps, 2)},
+        {"baseline_mpps", fmt_num(r.base_mpps, 2)},
+        {"clean_trials", std::to_string(r.clean)},
+        {"trials", std::to_string(r.trials)},
+        {"others_busy_pct", r.others_busy < 0 ? "" : fmt_num(r.others_busy, 1)},
+        {"hugepages", has_huge ? "true" : "false"},
+        {"tsc_mhz", fmt_num(hz / 1e6, 0)},
+    };
+    ri.add_to(v);
+    if (!csv_append(o.csv, kFastpathCsvHeader, v)) die("cannot append to " + o.csv);
+}
+
 // The workloads, in the order baseline, baseline on LM frames, hot, decap, 1M, baseline again.
 template <class B, class Line>
-void run_all(const Options& o, B& b, double hz, bool has_huge, Line&& line) {
+void run_all(const Options& o, B& b, double hz, bool has_huge, const RunInfo& ri, Line&& line) {
     b.load(kHotMos);
     Result base1 = measure(o, [&] { return b.template baseline_round<Kind::Access>(); });
     line("baseline (access frames)", base1, nullptr);
@@ -981,21 +1136,135 @@ void run_all(const Options& o, B& b, double hz, bool has_huge, Line&& line) {
         base.median, hot.median, big.median, dec.median, base.median / hot.median, base.median / big.median,
         base.median / dec.median, hz / base.median / 1e6, has_huge ? "true" : "false");
     std::fflush(stdout);
+    // --csv: the three workloads as rows of the "fixed" sweep, against the access-frame baseline.
+    auto row = [&](const char* wl, uint32_t mos, uint32_t cache, const Result& r) {
+        FpRow x;
+        x.workload = wl;
+        x.mos = mos;
+        x.cache = cache;
+        x.base = base.median;
+        x.path = r.median;
+        x.path_mpps = hz / r.median / 1e6;
+        x.base_mpps = hz / base.median / 1e6;
+        x.clean = r.clean;
+        x.trials = r.trials;
+        write_fp_csv(o, ri, x, "fixed", hz, has_huge);
+    };
+    row("encap", kHotMos, 65536, hot);
+    row("decap", kDecapMos, 65536, dec);
+    row("encap", kBigMos, kBigCacheEntries, big);
+}
+
+// The cache of an encap point: --cache, or room for its MOs + 10 % (at least the default 65536).
+uint32_t point_cache_entries(const Options& o) {
+    return o.cache_entries ? o.cache_entries : std::max<uint32_t>(65536, o.mos + o.mos / 10);
+}
+
+// One sweep point: the baseline on the workload's frames (access frames for encap, LM frames for
+// decap: unlike the fixed run's decap_ratio), the workload, the baseline again; on o.workers
+// lcores at once, each its own worker and queue (per-worker figures averaged, Mpps summed).
+template <Kind K, class B, class Line>
+void run_point(const Options& o, B& b, double hz, bool has_huge, const RunInfo& ri, Line&& line) {
+    constexpr bool dec = K == Kind::Core;
+    const unsigned nw = o.workers;
+    const uint32_t mos = dec ? 0 : o.mos;
+    const uint32_t cache = dec ? 65536 : point_cache_entries(o);
+    cpu_set_t mine;  // the CPUs of the bench's lcores: the others' load is reported
+    CPU_ZERO(&mine);
+    unsigned lc;
+    RTE_LCORE_FOREACH(lc) {
+        const rte_cpuset_t cs = rte_lcore_cpuset(lc);
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+            if (CPU_ISSET(c, &cs)) CPU_SET(c, &mine);
+    }
+    const CpuTimes ct0 = CpuTimes::read();
+    auto base_round = [&](unsigned q) { return b.template baseline_round<K>(uint16_t(q)); };
+
+    b.load(mos);
+    const auto base1 = measure_on(o, nw, base_round);
+    for (unsigned q = 0; q < nw; ++q) line(("baseline, worker " + std::to_string(q)).c_str(), base1[q], nullptr);
+
+    std::vector<std::unique_ptr<Worker>> ws;
+    if (!dec) std::printf("populating %u MOs per worker (cache capacity %u)...\n", o.mos, cache);
+    std::fflush(stdout);
+    const uint64_t p0 = rte_rdtsc();
+    for (unsigned q = 0; q < nw; ++q) {
+        ws.push_back(b.make_worker(cache, K, q));
+        Bench::add_mappings(*ws[q], dec ? kHotMos : o.mos, o.shape);
+        Bench::add_attachments(*ws[q]);
+    }
+    if (!dec) std::printf("  %u entries in %.2f s\n", ws[0]->path().cache().size(), double(rte_rdtsc() - p0) / hz);
+    b.load(mos);
+    std::vector<Snap> s0;
+    for (auto& w : ws) s0.push_back(snap(w->counters()));
+    const auto path = measure_on(o, nw, [&](unsigned q) { return b.template path_round<K>(*ws[q]); });
+    for (unsigned q = 0; q < nw; ++q) {
+        line(((dec ? "decap" : "encap") + std::string(", worker ") + std::to_string(q)).c_str(), path[q], &base1[q]);
+        check(dec ? "decap" : "encap", ws[q]->counters(), s0[q], path[q].packets, dec);
+    }
+    ws.clear();
+
+    b.load(mos);
+    const auto base2 = measure_on(o, nw, base_round);
+    for (unsigned q = 0; q < nw; ++q) line(("baseline again, worker " + std::to_string(q)).c_str(), base2[q], nullptr);
+    const double others = CpuTimes::others_busy_pct(ct0, CpuTimes::read(), mine);
+
+    FpRow r;
+    r.workload = dec ? "decap" : "encap";
+    r.mos = dec ? kDecapMos : o.mos;
+    r.cache = cache;
+    r.others_busy = others;
+    for (unsigned q = 0; q < nw; ++q) {
+        const double bq = (base1[q].median + base2[q].median) / 2;
+        r.base += bq / nw;
+        r.path += path[q].median / nw;
+        r.path_mpps += hz / path[q].median / 1e6;
+        r.base_mpps += hz / bq / 1e6;
+        r.clean += path[q].clean;
+        r.trials += path[q].trials;
+    }
+    std::printf("point: %s, %u MOs, burst %u, %u-byte frames, inner %s, outer %s, %u worker(s): baseline %.1f, path %.1f"
+                " cycles/pkt (+%.1f), %.2f Mpps (baseline %.2f); other CPUs %.0f %% busy, load average %s\n",
+                r.workload, r.mos, o.shape.burst, unsigned(o.shape.frame), fam_name(o.shape.inner), fam_name(o.shape.outer), nw,
+                r.base, r.path, r.path - r.base, r.path_mpps, r.base_mpps, others, loadavg().c_str());
+    std::printf("{\"bench\":\"fastpath_point\",\"workload\":\"%s\",\"vdev\":\"%s\",\"mos\":%u,\"cache_entries\":%u,\"burst\":%u,"
+                "\"frame\":%u,\"inner\":\"%s\",\"outer\":\"%s\",\"workers\":%u,\"baseline_cycles\":%.1f,\"path_cycles\":%.1f,"
+                "\"delta_cycles\":%.1f,\"ratio\":%.3f,\"path_mpps\":%.2f,\"baseline_mpps\":%.2f,\"hugepages\":%s}\n",
+                r.workload, o.ring ? "ring" : "null", r.mos, cache, o.shape.burst, unsigned(o.shape.frame), fam_name(o.shape.inner),
+                fam_name(o.shape.outer), nw, r.base, r.path, r.path - r.base, r.base / r.path, r.path_mpps, r.base_mpps,
+                has_huge ? "true" : "false");
+    std::fflush(stdout);
+    write_fp_csv(o, ri, r, o.tag.empty() ? "point" : o.tag.c_str(), hz, has_huge);
+}
+
+// EAL memory (MB) a point needs: its workers' locator caches (rte_hash keys 48 B, buckets and
+// extendable buckets, free-slot ring, one 64-byte line per value: ~190 B an entry, rounded up)
+// plus pools, rings and attachment tables. The fixed workloads fit in the default 1024.
+uint64_t point_memory_mb(const Options& o) {
+    if (!o.point || o.decap) return 0;
+    return 256 + uint64_t(o.workers) * point_cache_entries(o) * 200 / (1 << 20);
 }
 
 int fastpath(Options o) {
-    // Hugepages if a hugetlbfs is mounted with at least 512 MB free, else anonymous memory.
+    const RunInfo ri = RunInfo::now();
+    // Hugepages if a hugetlbfs is mounted with at least 512 MB free (and what the point needs),
+    // else anonymous memory.
     const HugeInfo hi = huge_info();
-    const bool huge = o.huge == 1 || (o.huge == -1 && hi.mounted && hi.free_mb >= 512);
-    std::vector<std::string> args = {"lm-bench", "-l", std::to_string(o.lcore), "--no-pci", "--log-level=lib.eal:error", "--no-telemetry"};
+    const uint64_t need_mb = point_memory_mb(o);
+    bool huge = o.huge == 1 || (o.huge == -1 && hi.mounted && hi.free_mb >= std::max<uint64_t>(512, need_mb));
+    if (o.huge == -1 && !huge && need_mb > 1024)
+        std::printf("memory: %" PRIu64 " MB needed, %" PRIu64 " MB of hugepages free: running without hugepages\n", need_mb, hi.free_mb);
+    std::string lcores = std::to_string(o.lcore);
+    for (unsigned q = 1; q < o.workers; ++q) lcores += "," + std::to_string(o.lcore + q);
+    std::vector<std::string> args = {"lm-bench", "-l", lcores, "--no-pci", "--log-level=lib.eal:error", "--no-telemetry"};
     if (huge) {
-        const uint64_t mb = std::min<uint64_t>(1024, hi.free_mb);
+        const uint64_t mb = std::max<uint64_t>(need_mb, std::min<uint64_t>(1024, hi.free_mb));
         args.insert(args.end(), {"--in-memory", "-m", std::to_string(mb)});
     } else {
-        args.insert(args.end(), {"--no-huge", "--no-shconf", "-m", "2048"});
+        args.insert(args.end(), {"--no-huge", "--no-shconf", "-m", std::to_string(std::max<uint64_t>(2048, need_mb))});
     }
     if (!o.ring) {
-        auto v = null_vdev_args();
+        auto v = null_vdev_args(o.shape);
         args.insert(args.end(), v.begin(), v.end());
     }
     args.insert(args.end(), o.eal.begin(), o.eal.end());
@@ -1016,14 +1285,19 @@ int fastpath(Options o) {
                 has_huge ? "yes" : "no", thp_mode().c_str());
     if (o.ring)
         std::printf("setup: vdev ring: %u access ports (tenants 1-%u) + 1 core port, all net_ring; burst %u; %u mbufs in flight;\n",
-                    kAccessPorts, kAccessPorts, kBurst, kSlots);
+                    kAccessPorts, kAccessPorts, o.shape.burst, kSlots);
     else
         std::printf("setup: vdev null: %u access ports (tenants 1-%u) + 1 core port, all net_null (copy=0; the ports not\n"
                     "       receiving in a workload are no-rx=1 vdevs); burst %u; refill in an rx callback;\n",
                     kAccessPorts, kAccessPorts, kBurst);
-    std::printf("       %u-byte access frames, 116/136-byte LM frames; %" PRIu64 " packets x %u trials per workload after %" PRIu64
+    std::printf("       %u-byte access frames, %u/%u-byte LM frames; %" PRIu64 " packets x %u trials per workload after %" PRIu64
                 " warm-up\n",
-                unsigned(kFrameLen), o.packets, o.trials, o.warmup);
+                unsigned(o.shape.frame), core_frame_max(o.shape.frame) - 20, core_frame_max(o.shape.frame), o.packets, o.trials,
+                o.warmup);
+    if (o.workers > 1)
+        std::printf("       %u workers: worker q polls queue q of every port on lcore %u + q (worker 0 on the main lcore);"
+                    " no control lcore\n",
+                    o.workers, o.lcore);
     std::fflush(stdout);
 
     {
@@ -1035,20 +1309,46 @@ int fastpath(Options o) {
             std::printf("\n");
             std::fflush(stdout);
         };
+        // A point that cannot run (a cache that does not fit in EAL's memory) still leaves a row.
+        auto point = [&](auto& b) {
+            try {
+                if (o.decap) run_point<Kind::Core>(o, b, hz, has_huge, ri, line);
+                else run_point<Kind::Access>(o, b, hz, has_huge, ri, line);
+            } catch (const std::exception& e) {
+                if (!o.csv.empty()) {
+                    std::map<std::string, std::string> v = {{"sweep", o.tag.empty() ? "point" : o.tag},
+                                                            {"workload", o.decap ? "decap" : "encap"},
+                                                            {"vdev", o.ring ? "ring" : "null"},
+                                                            {"mos", std::to_string(o.decap ? kDecapMos : o.mos)},
+                                                            {"cache_entries", std::to_string(point_cache_entries(o))},
+                                                            {"burst", std::to_string(o.shape.burst)},
+                                                            {"frame", std::to_string(o.shape.frame)},
+                                                            {"inner", fam_name(o.shape.inner)},
+                                                            {"outer", fam_name(o.shape.outer)},
+                                                            {"workers", std::to_string(o.workers)},
+                                                            {"hugepages", has_huge ? "true" : "false"}};
+                    ri.add_to(v, std::string("error: ") + e.what());
+                    csv_append(o.csv, kFastpathCsvHeader, v);
+                }
+                die(std::string("point: ") + e.what());
+            }
+        };
         if (o.ring) {
-            Bench b(pool.get());
+            Bench b(pool.get(), o.shape);
             if (!o.only.empty()) return profile_one(o, b, o.only, line);
-            run_all(o, b, hz, has_huge, line);
+            if (o.point) point(b);
+            else run_all(o, b, hz, has_huge, ri, line);
         } else {
-            NullBench b(pool.get());
-            if (o.only.empty()) {
+            NullBench b(pool.get(), o.shape, o.workers);
+            if (o.only.empty() && !o.point) {
                 // What the vdev itself costs: the baseline's rx -> tx without the refill.
                 b.load(kHotMos);
                 line("vdev alone (no refill)", measure(o, [&] { return b.baseline_round<Kind::Access>(); }), nullptr);
             }
             b.attach_refill();
             if (!o.only.empty()) return profile_one(o, b, o.only, line);
-            run_all(o, b, hz, has_huge, line);
+            if (o.point) point(b);
+            else run_all(o, b, hz, has_huge, ri, line);
         }
     }
     return 0;
@@ -1082,6 +1382,7 @@ struct ResolveOptions {
     bool watch = true;               // the control plane watches resolved EIDs (max_watches)
     bool network_anywhere = false;   // the other nodes may also run on the control lcore's CPU
     std::vector<std::string> eal;
+    std::string csv, tag;            // --csv FILE: append a row (before the teardown); --tag: its "sweep" column
 };
 
 constexpr uint32_t kResolveNetworkId = 0x4C4DBE01;  // apart from the tests' DHT on the same host
@@ -1197,6 +1498,8 @@ void print_latency(const char* name, LatencyStats& s, double wall_s) {
 
 int resolve_bench(const ResolveOptions& o) {
     const auto t_start = SteadyClock::now();
+    const RunInfo ri = RunInfo::now();
+    double join_s = 0, publish_s = 0;
     if (o.nodes < 2) die("--nodes must be at least 2");
     const unsigned P = std::max(1u, std::min(o.publishers, o.nodes - 1));
     if (o.lookups > o.records) die("--lookups must not exceed --records (every lookup is a distinct EID)");
@@ -1284,8 +1587,9 @@ int resolve_bench(const ResolveOptions& o) {
     }
     if (min_known() < want_known)
         std::printf("dht: WARNING: after 60 s a node knows only %zu nodes (wanted %zu); going on\n", min_known(), want_known);
+    join_s = secs_since(t);
     std::printf("dht: %u nodes + router up on 127.0.0.1 in %.2f s (every node knows >= %zu; router knows %zu)\n", o.nodes,
-                secs_since(t), min_known(), router_dir->known_nodes());
+                join_s, min_known(), router_dir->known_nodes());
     std::fflush(stdout);
 
     // ---- publish ------------------------------------------------------------------------------
@@ -1336,6 +1640,7 @@ int resolve_bench(const ResolveOptions& o) {
             }
             if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
+        publish_s = secs_since(t);
         std::printf("publish: %u records (%u keys each: EID + MAC) stored in %.2f s (%.0f records/s); %" PRIu64
                     " publications with an incomplete put retried, %u given up\n",
                     stored, 2u, secs_since(t), stored / std::max(secs_since(t), 1e-9), put_failed, given_up);
@@ -1438,7 +1743,8 @@ int resolve_bench(const ResolveOptions& o) {
     }
     const double seq_s = secs_since(t);
     print_latency("sequential (1 miss outstanding)", seq, seq_s);
-    std::printf("  the process used %.2f CPUs during the sequential lookups\n", (process_cpu_s() - seq_cpu0) / seq_s);
+    const double seq_cpus = (process_cpu_s() - seq_cpu0) / seq_s;
+    std::printf("  the process used %.2f CPUs during the sequential lookups\n", seq_cpus);
 
     // ---- concurrent: `concurrency` misses outstanding, fresh EIDs ----------------------------
     const uint32_t conc_n = std::min<uint32_t>(o.lookups, o.records - o.lookups);
@@ -1502,6 +1808,30 @@ int resolve_bench(const ResolveOptions& o) {
                 percentile(seq.us, 99), percentile(seq.us, 99) <= 2000 ? "met" : "MISSED", seq.failed,
                 seq.failed == 0 ? "met" : "MISSED", secs_since(t_start), loadavg().c_str());
     std::fflush(stdout);
+    if (!o.csv.empty()) {  // before the teardown, which a sweep's timeout may cut short
+        double mean = 0;
+        for (double x : seq.us) mean += x / double(seq.us.size());
+        std::map<std::string, std::string> v = {
+            {"sweep", o.tag.empty() ? "point" : o.tag},
+            {"nodes", std::to_string(o.nodes)},
+            {"records", std::to_string(o.records)},
+            {"lookups", std::to_string(o.lookups)},
+            {"publishers", std::to_string(P)},
+            {"answered", std::to_string(seq.us.size())},
+            {"failed", std::to_string(seq.failed)},
+            {"p50_us", fmt_num(percentile(seq.us, 50), 0)},
+            {"p90_us", fmt_num(percentile(seq.us, 90), 0)},
+            {"p99_us", fmt_num(percentile(seq.us, 99), 0)},
+            {"max_us", fmt_num(seq.us.empty() ? 0 : seq.us.back(), 0)},
+            {"mean_us", fmt_num(mean, 0)},
+            {"join_s", fmt_num(join_s, 2)},
+            {"publish_s", fmt_num(publish_s, 2)},
+            {"lookup_cpus", fmt_num(seq_cpus, 2)},
+            {"total_s", fmt_num(secs_since(t_start), 1)},
+        };
+        ri.add_to(v);
+        if (!csv_append(o.csv, kResolveCsvHeader, v)) die("cannot append to " + o.csv);
+    }
 
     // Tear down: the control plane, then every OpenDHT node (stopped in parallel: a join each).
     t = SteadyClock::now();
@@ -1550,6 +1880,8 @@ int resolve_main(int argc, char** argv) {
         else if (a == "--publish-window") o.publish_window = unsigned(std::max<uint64_t>(num(), 1));
         else if (a == "--no-watch") o.watch = false;
         else if (a == "--network-anywhere") o.network_anywhere = true;
+        else if (a == "--csv" && i + 1 < argc) o.csv = argv[++i];
+        else if (a == "--tag" && i + 1 < argc) o.tag = argv[++i];
         else if (a == "--eal") {
             for (++i; i < argc; ++i) o.eal.emplace_back(argv[i]);
         } else usage();
@@ -1563,10 +1895,12 @@ int resolve_main(int argc, char** argv) {
 }
 
 int handover_main(int argc, char** argv);  // bench/handover_bench.cpp
+int sweep_main(int argc, char** argv);     // bench/sweep.cpp
 
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "resolve") return resolve_main(argc, argv);
     if (argc >= 2 && std::string(argv[1]) == "handover") return handover_main(argc, argv);
+    if (argc >= 2 && std::string(argv[1]) == "sweep") return sweep_main(argc, argv);
     if (argc < 2 || std::string(argv[1]) != "fastpath") usage();
     Options o;
     for (int i = 2; i < argc; ++i) {
@@ -1588,10 +1922,42 @@ int main(int argc, char** argv) {
             if (v != "null" && v != "ring") usage();
             o.ring = v == "ring";
         }
+        else if (a == "--csv" && i + 1 < argc) o.csv = argv[++i];
+        else if (a == "--tag" && i + 1 < argc) o.tag = argv[++i];
+        // A sweep point.
+        else if (a == "--workload" && i + 1 < argc) {
+            const std::string v = argv[++i];
+            if (v != "encap" && v != "decap") usage();
+            o.decap = v == "decap";
+            o.point = true;
+        }
+        else if (a == "--mos") num(v), o.mos = uint32_t(v), o.point = true;
+        else if (a == "--cache") num(v), o.cache_entries = uint32_t(v), o.point = true;
+        else if (a == "--burst") num(v), o.shape.burst = unsigned(v), o.point = true;
+        else if (a == "--size") num(v), o.shape.frame = uint16_t(std::min<uint64_t>(v, 65535)), o.point = true;
+        else if (a == "--workers") num(v), o.workers = unsigned(v), o.point = true;
+        else if ((a == "--inner" || a == "--outer") && i + 1 < argc) {
+            const std::string v = argv[++i];
+            if (v != "4" && v != "6" && v != "mix") usage();
+            (a == "--inner" ? o.shape.inner : o.shape.outer) = v == "4" ? Fam::V4 : v == "6" ? Fam::V6 : Fam::Mix;
+            o.point = true;
+        }
         else if (a == "--eal") {
             for (++i; i < argc; ++i) o.eal.emplace_back(argv[i]);
         } else usage();
     }
     if (!o.packets) usage();
+    if (o.shape.burst < 1 || o.shape.burst > kBurst) die("--burst must be 1-" + std::to_string(kBurst) + " (the worker's rx_burst asks for kBurst)");
+    if (o.shape.burst != kBurst && !o.ring)
+        die("--burst needs --vdev ring: net_null's rx always fills the " + std::to_string(kBurst) + " mbufs the worker asks for");
+    if (o.shape.frame < kFrameLen || o.shape.frame > kMaxFrameLen)
+        die("--size must be " + std::to_string(kFrameLen) + "-" + std::to_string(kMaxFrameLen) + " (an IPv6/UDP frame needs 62 bytes; IP MTU 1500)");
+    if (o.workers < 1 || o.workers > 2) die("--workers must be 1 or 2");
+    if (o.workers > 1 && o.ring) die("--workers 2 needs --vdev null (the ring ports have one queue)");
+    if (o.point && !o.decap && o.mos < 8) die("--mos must be at least 8 (one per access port and family)");
+    if (o.point && !o.decap && o.mos > 64'000'000) die("--mos must be at most 64000000");
+    // More IPv4 EIDs per tenant than 198.18.0.0/15 holds: EIDs (and the mobile prefix) from 10/8.
+    if (o.point && o.mos / (o.shape.families() * kAccessPorts) > 131'000) o.shape.eid4_base = kEid4WideBase;
+    if (o.point && !o.only.empty()) die("--only runs a fixed workload: no sweep options with it");
     return fastpath(o);
 }

@@ -12,6 +12,7 @@ PKGS=(
   iproute2 ethtool iperf3 procps        # netns end-to-end tests
   openssl                               # lmctl test checks issued certificates
   lua5.4 python3-yaml                   # pktgen-scenarios/ checks (luac5.4 -p, configs)
+  gnuplot-nox fonts-dejavu-core         # make bench-report, make demo-vm: PNG plots (pngcairo)
   qemu-system-x86 linux-image-amd64     # VM live migration (test/vm, make demo-vm): a TCG guest
   busybox-static cpio kmod xz-utils     #   from Debian's kernel and busybox (scripts/vm/build-guest.sh)
 )
