@@ -433,7 +433,7 @@ Config Loader::load(const YAML::Node& root) {
         if (auto x = m.get("entries")) c.cache_entries = uint32_t(uint(*x, 64, 16777216));
         if (auto x = m.get("attachments")) c.attachment_entries = uint32_t(uint(*x, 16, 1048576));
         if (auto x = m.get("pending_packets")) c.pending_packets = uint32_t(uint(*x, 0, 4096));
-        if (auto x = m.get("pending_per_eid")) c.pending_per_eid = uint32_t(uint(*x, 1, 64));
+        if (auto x = m.get("pending_per_eid")) c.pending_per_eid = uint32_t(uint(*x, 1, 512));
         if (auto x = m.get("pending_timeout_ms")) c.pending_timeout_ms = uint32_t(uint(*x, 10, 60000));
     }
 

@@ -138,9 +138,13 @@ void PacketPath::apply(const UpdateMsg& u) {
                 ctr_.drop(Drop::CacheMiss, pending_.discard(u.key));
                 break;
             }
-            // Packets that waited for this EID go out now, through the normal path.
+            // Packets that waited for this EID go out now, through the normal path, a pass at a
+            // time with the tx stage drained in between (up to pending_per_eid of them).
             ctr_.pending_sent.add(pending_.release(u.key, [this](uint8_t in, std::span<rte_mbuf*> pk) {
-                process(in, pk, false);
+                for (size_t o = 0; o < pk.size(); o += kBurst) {
+                    process(in, pk.subspan(o, std::min<size_t>(kBurst, pk.size() - o)), false);
+                    if (drain_) drain_(drain_ctx_);
+                }
             }));
             break;
         case UpdateOp::MissFailed: ctr_.drop(Drop::Unresolved, pending_.discard(u.key)); break;

@@ -18,7 +18,9 @@ namespace lm {
 class PendingBuffer {
 public:
     static constexpr unsigned kMaxEntries = 64;   // distinct EIDs waiting at once
-    static constexpr unsigned kMaxPerEid = 64;
+    // A migrated VM that wakes up answers its whole backlog to one correspondent at once: a few
+    // hundred packets for an EID its new AR has not resolved yet (docs/vm-migration.md).
+    static constexpr unsigned kMaxPerEid = 512;
 
     enum class Hold : uint8_t { NewEntry, Added, Full };
 

@@ -1181,6 +1181,28 @@ TEST_CASE("miss buffer: held, one question per EID, sent in order when the answe
     REQUIRE(f.in_use() == 0);
 }
 
+TEST_CASE("miss buffer: 400 packets for one EID wait and all leave in order (more than a tx stage)", "[packet][pending]") {
+    Fixture f([](DpConfig& c) {
+        c.pending_packets = 1024;
+        c.pending_per_eid = 512;
+        c.pending_timeout_ms = 60000;
+    });
+    f.enable_drain();  // as the worker does: the tx stage is emptied between passes
+    const IpAddr eid = ip("192.0.2.78");
+    const unsigned kN = 400;  // a woken-up VM's backlog to one correspondent
+    std::vector<Bytes> frames;
+    for (unsigned i = 0; i < kN; ++i) frames.push_back(from_host(udp4_pkt(kHost4, eid, uint16_t(1000 + i), 2000, 40)));
+    f.run(kAcc0, frames);
+    REQUIRE(f.ctr.pending_held.get() == kN);
+    REQUIRE(f.take_misses().size() == 1);
+    f.map_remote(1, eid, 0x78, kPeer4, 5);
+    auto out = f.take(kCore);
+    REQUIRE(out.size() == kN);
+    for (unsigned i = 0; i < kN; ++i) REQUIRE(get16(out[i], 42 + 24 + 20) == uint16_t(1000 + i));
+    CHECK(f.drops_total() == 0);
+    CHECK(f.in_use() == 0);
+}
+
 TEST_CASE("miss buffer: negative answer, timeout and total bound drop with their counters", "[packet][pending]") {
     Fixture f([](DpConfig& c) {
         c.pending_packets = 3;
