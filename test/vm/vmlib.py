@@ -50,18 +50,21 @@ import select
 import shutil
 import signal
 import socket
-import string
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+# The e2e test bed's helpers (pcap reader, ICMP checksum) serve the VMs too.
+sys.path.insert(0, os.path.join(REPO, "test", "e2e"))
+from pyping import csum as _csum  # noqa: E402
+from testbed import read_pcap_ts as read_pcap  # noqa: E402
 BUILD_SCRIPT = os.path.join(REPO, "scripts", "vm", "build-guest.sh")
 QEMU = os.environ.get("LM_VM_QEMU", "qemu-system-x86_64")
 GUEST_DIR = os.environ.get("LM_VM_GUEST", "/var/tmp/lm-vm-guest")
@@ -974,15 +977,6 @@ def _family(addr: str) -> int:
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def _csum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
 def ping(netns: Optional[str], addr: str, count: int = 3, interval: float = 0.2, timeout: float = 1.0) -> dict:
     """ICMP echo from netns to addr (raw socket): {"sent", "received", "rtt_ms": [...]}."""
     v6 = ":" in addr
@@ -1380,25 +1374,6 @@ class Capture:
             self._err.close()
             self._frames = read_pcap(self.path)
         return self._frames
-
-
-def read_pcap(path: str) -> list[tuple[float, bytes]]:
-    """(capture time, frame) of a classic pcap file: the e2e test bed's reader."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-    from testbed import read_pcap_ts  # noqa: E402 - one pcap reader for both test beds
-    return read_pcap_ts(path)
-    if len(data) < 24:
-        return out
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
-    off = 24
-    while off + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        off += 16
-        out.append((sec + frac / (1e9 if nano else 1e6), data[off:off + incl]))
-        off += incl
-    return out
 
 
 def classify_announcement(fr: bytes) -> Optional[dict]:
