@@ -190,12 +190,9 @@ void ControlPlane::handle_misses() {
 // kTxBacklog packets (which would starve the mbuf pool) are they dropped and counted.
 bool ControlPlane::transmit(rte_mbuf* m, uint8_t port_index) {
     m->port = port_index;
-    if (workers_.empty()) {
-        rte_pktmbuf_free(m);
-        return false;
-    }
-    if (tx_backlog_.empty() && rte_ring_enqueue_elem(workers_[0].tx, &m, sizeof m) == 0) return true;
-    if (tx_backlog_.size() >= kTxBacklog) {
+    if (!workers_.empty() && tx_backlog_.empty() && rte_ring_enqueue_elem(workers_[0].tx, &m, sizeof m) == 0)
+        return true;
+    if (workers_.empty() || tx_backlog_.size() >= kTxBacklog) {
         ctr_.tx_ring_full.add();
         rte_pktmbuf_free(m);
         return false;
@@ -316,7 +313,7 @@ void ControlPlane::forget(const EidKey& k) {
 // workers carry refresh_s = learned + TTL, and the first packet after it asks for a refresh
 // (refresh_used): the DHT is asked again and the TTL starts over -- or the mapping leaves the
 // caches (and loses its watch) when nobody publishes it any more. A mapping no packet used
-// since its TTL ran out is not asked for: it leaves the caches here, kRefreshGrace later.
+// since its TTL ran out is not asked for: it leaves the caches here, max(10 s, TTL/10) later.
 void ControlPlane::learned(const EidKey& k, MappingValue& v) {
     const uint64_t now = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
     const uint32_t ttl = cfg_.dht ? cfg_.dht->cache_ttl_s : 300;
@@ -326,8 +323,7 @@ void ControlPlane::learned(const EidKey& k, MappingValue& v) {
 
 void ControlPlane::refresh_used(const EidKey& k) {
     if (!dir_ || !learned_.count(k)) return;
-    for (auto& [c, key] : refresh_cookies_)
-        if (key == k) return;  // asked already (another worker, or a retry): the answer comes
+    if (!refreshing_.insert(k).second) return;  // asked already (another worker, or a retry): the answer comes
     ctr_.dht_refreshes.add();
     const uint64_t cookie = next_cookie_++;
     refresh_cookies_[cookie] = k;
@@ -651,19 +647,20 @@ void ControlPlane::on_dir_event(dir::Event&& e) {
         if (auto r = refresh_cookies_.find(e.cookie); r != refresh_cookies_.end()) {
             const EidKey k = r->second;
             refresh_cookies_.erase(r);
+            refreshing_.erase(k);
             if (!learned_.count(k)) return;  // attached here (or forgotten) since the question
             if (e.answer == dir::Answer::Found) {
-                accept_record(k, e);  // a newer record replaces the mapping (with a new TTL)
-                // The same record: the TTL starts again, in the workers too.
                 std::optional<MappingValue> cur;
                 {
                     std::lock_guard g(mu_);
                     if (auto it = mappings_.find(k); it != mappings_.end() && !(it->second.flags & MappingValue::kLocal))
                         cur = it->second;
                 }
-                if (cur && cur->epoch == e.record.epoch) {
+                if (cur && cur->epoch == e.record.epoch) {  // the same record: the TTL starts again, in the workers too
                     learned(k, *cur);
                     upsert_mapping(k, *cur);
+                } else {
+                    accept_record(k, e);  // a newer record replaces the mapping (with a new TTL)
                 }
             } else if (e.ok) {
                 forget(k);  // nobody publishes it any more

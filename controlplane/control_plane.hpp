@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <mutex>
 #include <span>
@@ -198,6 +199,7 @@ private:
     std::map<uint64_t, EidKey> watch_keys_;
     std::map<EidKey, uint64_t, KeyLess> learned_;   // DHT-learned EID -> TSC of its refresh
     std::map<uint64_t, EidKey> refresh_cookies_;
+    std::set<EidKey, KeyLess> refreshing_;  // keys of refresh_cookies_: one question per key in flight
     uint64_t next_refresh_scan_ = 0;
     void refresh_learned();
     void refresh_used(const EidKey& k);      // a worker's packet used k past its refresh_s
