@@ -33,6 +33,7 @@
 #include <rte_udp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -457,8 +458,14 @@ int handover_bench(const HoOptions& o) {
 
     std::vector<uint8_t> done(N, 0);
     MoveStats st;
+    // ControlPlane::idle_wait for all the ARs at once: the back-off ends early when any AR's
+    // directory has an event, as each AR's own control loop would.
+    std::vector<pollfd> dir_fds;
+    for (const auto& a : ars) dir_fds.push_back(pollfd{a->dir->event_fd(), POLLIN, 0});
     auto sleep_round = [&] {
-        if (o.poll_us) rte_delay_us_sleep(o.poll_us);
+        if (!o.poll_us) return;
+        const timespec ts{time_t(o.poll_us / 1'000'000), long(o.poll_us % 1'000'000) * 1000};
+        ppoll(dir_fds.data(), dir_fds.size(), &ts, nullptr);
     };
     // One control round: every AR polls its control plane and applies its updates; then the
     // packets they sent are delivered. check(j) after AR j's round; returns how long it took.

@@ -1023,7 +1023,7 @@ void usage() {
                  "runs the parameter grid, one child process per point, appending a CSV row per point.\n"
                  "\n"
                  "       lm-bench resolve [--nodes N] [--records N] [--lookups N] [--publishers N] [--seed N]\n"
-                 "                        [--concurrency N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]\n"
+                 "                        [--concurrency N] [--pace-ms N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]\n"
                  "                        [--publish-window N] [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
                  "miss -> answer applied in the worker cache, over an in-process LM DHT of N nodes on 127.0.0.1\n"
                  "(defaults: 32 nodes, 10000 records, 1000 sequential lookups, then 1000 with 64 outstanding).\n"
@@ -1357,7 +1357,7 @@ int fastpath(Options o) {
 // ---- resolve: miss -> answer applied in the worker cache, over an in-process LM DHT ----------
 //
 //   lm-bench resolve [--nodes N] [--records N] [--lookups N] [--publishers N] [--seed N]
-//                    [--concurrency N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]
+//                    [--concurrency N] [--pace-ms N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]
 //
 // N DHT nodes on 127.0.0.1 (node 0 the bootstrap node, nodes 1..P the publishing ARs, the rest
 // read-only directories that serve as storage nodes), plus the router: one more directory with
@@ -1378,6 +1378,7 @@ struct ResolveOptions {
     unsigned poll_us = 200;          // the control loop's sleep between rounds (ControlPlane::run)
     unsigned timeout_ms = 5'000;     // a lookup not answered by then is failed
     unsigned concurrency = 64;       // second phase: misses outstanding at once (0 = skip it)
+    unsigned pace_ms = 0;            // sequential phase: pause between lookups (control loop keeps running)
     unsigned publish_window = 256;   // publications in flight during set-up
     bool watch = true;               // the control plane watches resolved EIDs (max_watches)
     bool network_anywhere = false;   // the other nodes may also run on the control lcore's CPU
@@ -1673,8 +1674,8 @@ int resolve_bench(const ResolveOptions& o) {
     for (uint32_t i = o.records; i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
 
     auto expected_locator = [&](uint32_t i) { return publisher_loc4(i % P); };
-    auto sleep_round = [&] {
-        if (o.poll_us) rte_delay_us_sleep(o.poll_us);
+    auto sleep_round = [&] {  // ControlPlane::run's back-off: woken early by a DHT answer
+        if (o.poll_us) cp->idle_wait(std::chrono::microseconds(o.poll_us));
     };
     const auto timeout = std::chrono::milliseconds(o.timeout_ms);
 
@@ -1701,6 +1702,13 @@ int resolve_bench(const ResolveOptions& o) {
     t = SteadyClock::now();
     const double seq_cpu0 = process_cpu_s();
     for (uint32_t n = 0; n < o.lookups; ++n) {
+        // --pace-ms: let the previous lookup's leftover DHT work (the rest of its search, the
+        // watch) finish before the next miss, as misses spread over time would.
+        for (const auto p0 = SteadyClock::now(); o.pace_ms && SteadyClock::now() - p0 < std::chrono::milliseconds(o.pace_ms);) {
+            cp->poll();
+            fw.drain([](const EidKey&) {});
+            sleep_round();
+        }
         const uint32_t i = order[n];
         const EidKey key = EidKey::make(kResolveTenant, resolve_eid(i));
         bool failed = false;
@@ -1877,6 +1885,7 @@ int resolve_main(int argc, char** argv) {
         else if (a == "--poll-us") o.poll_us = unsigned(num());
         else if (a == "--timeout-ms") o.timeout_ms = unsigned(num());
         else if (a == "--concurrency") o.concurrency = unsigned(num());
+        else if (a == "--pace-ms") o.pace_ms = unsigned(num());
         else if (a == "--publish-window") o.publish_window = unsigned(std::max<uint64_t>(num(), 1));
         else if (a == "--no-watch") o.watch = false;
         else if (a == "--network-anywhere") o.network_anywhere = true;

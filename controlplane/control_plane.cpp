@@ -1,5 +1,7 @@
 #include "controlplane/control_plane.hpp"
 
+#include <poll.h>
+
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 
@@ -736,8 +738,20 @@ void ControlPlane::poll() {
 void ControlPlane::run(const std::atomic<bool>& stop) {
     while (!stop.load(std::memory_order_relaxed)) {
         poll();
-        rte_delay_us_sleep(200);  // the control lcore shares a core in tests; 200 us is plenty
+        idle_wait(std::chrono::microseconds(200));  // the control lcore shares a core in tests
     }
+}
+
+void ControlPlane::idle_wait(std::chrono::microseconds max) const {
+    // Misses, punts and lmctl requests wait for the end of the back-off (rings have no fd), but a
+    // DHT answer wakes the loop at once: it is the last step before held packets can go.
+    if (!dir_) {
+        rte_delay_us_sleep(unsigned(max.count()));
+        return;
+    }
+    pollfd pfd{dir_->event_fd(), POLLIN, 0};
+    const timespec ts{time_t(max.count() / 1'000'000), long(max.count() % 1'000'000) * 1000};
+    ppoll(&pfd, 1, &ts, nullptr);
 }
 
 void ControlPlane::shutdown() {

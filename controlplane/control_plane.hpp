@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <string>
@@ -80,6 +81,8 @@ public:
     void start();                               // push static state to every worker
     void poll();                                // one round of control work
     void run(const std::atomic<bool>& stop);    // poll until stop
+    // The loop's idle back-off: returns after `max`, or earlier when the directory has events.
+    void idle_wait(std::chrono::microseconds max) const;
     // After run(): wakes every operator request still waiting and refuses new ones.
     void shutdown();
     void drain();                               // free any queued mbufs (shutdown)

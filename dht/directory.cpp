@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -113,6 +115,8 @@ void Directory::start(const DhtConfig& cfg) {
     if (cfg.ipv4) rc.bind4 = make_bind(cfg.bind4, cfg.port, AF_INET);
     if (cfg.ipv6) rc.bind6 = make_bind(cfg.bind6, cfg.port, AF_INET6);
 
+    event_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!event_fd_) throw std::runtime_error("lm dht: eventfd failed");
     runner_ = std::make_unique<::dht::DhtRunner>();
     runner_->run(rc, ::dht::DhtRunner::Context{});
     register_value_type(*runner_, verifier_, store_refused_);
@@ -650,6 +654,12 @@ void Directory::unwatch(uint64_t watch_id) {
 void Directory::push(Event&& ev) {
     {
         std::lock_guard lk(qmu_);
+        // Only the first event of a batch costs a syscall; poll() clears the fd under the same
+        // lock when it takes the last event, so a queued event always leaves the fd readable.
+        if (queue_.empty()) {
+            const uint64_t one = 1;
+            [[maybe_unused]] ssize_t n = write(event_fd_.get(), &one, sizeof one);
+        }
         queue_.push_back(std::move(ev));
     }
     qcv_.notify_all();
@@ -661,6 +671,10 @@ size_t Directory::poll(const std::function<void(Event&&)>& fn, size_t max) {
     {
         std::lock_guard lk(qmu_);
         if (max >= queue_.size()) {
+            if (!queue_.empty()) {
+                uint64_t cnt;
+                [[maybe_unused]] ssize_t n = read(event_fd_.get(), &cnt, sizeof cnt);  // queue empty: not readable
+            }
             batch.swap(queue_);
         } else {
             for (size_t i = 0; i < max; ++i) {

@@ -38,6 +38,7 @@
 
 #include <opendht/infohash.h>
 
+#include "common/unique_fd.hpp"
 #include "dht/hlc.hpp"
 #include "dht/record.hpp"
 #include "dht/trust.hpp"
@@ -205,6 +206,11 @@ public:
     size_t poll(const std::function<void(Event&&)>& fn, size_t max = SIZE_MAX);
     // Blocks until an event is queued or the timeout passes (tests, lmctl; not the control lcore).
     bool wait(std::chrono::milliseconds timeout);
+    // A descriptor that is readable (POLLIN) while events are queued: an eventfd written when the
+    // queue goes from empty to non-empty and cleared when poll() empties it. The control lcore
+    // waits on it between rounds, so an answer is applied as soon as it arrives rather than after
+    // the rest of an idle back-off. Owned by the directory; do not read or close it.
+    int event_fd() const { return event_fd_.get(); }
 
     // ---- clock, state ----
     void observe_epoch(Epoch e) { hlc_.observe(e); }  // epochs from LM headers, hints, ...
@@ -276,6 +282,7 @@ private:
     std::mutex qmu_;
     std::condition_variable qcv_;
     std::deque<Event> queue_;
+    UniqueFd event_fd_;  // see event_fd(); set and cleared under qmu_ (push(), poll())
 
     std::mutex jmu_;
     std::condition_variable jcv_;

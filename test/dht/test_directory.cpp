@@ -6,6 +6,8 @@
 // which run in declaration order; the last one kills 30% of the nodes.
 //
 // No fixed sleeps: every wait polls a condition with a deadline.
+#include <poll.h>
+
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -216,6 +218,40 @@ TEST_CASE("publish on one AR, resolve on others by EID and by MAC", "[dht][net]"
     CHECK(c[20].hlc().last() >= e);
     CHECK(c[20].counters().accepted >= 1);
     CHECK(c[20].counters().rejected_total() == 0);
+}
+
+TEST_CASE("the event fd is readable exactly while answers are queued", "[dht][net]") {
+    // The control lcore sleeps on event_fd() between rounds; a queued answer must wake it, and an
+    // empty queue must not (or the loop would spin).
+    auto& c = cluster();
+    auto readable = [&](size_t i, int timeout_ms) {
+        pollfd p{c[i].event_fd(), POLLIN, 0};
+        return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+    };
+    const size_t reader = 17;
+    c[reader].poll([](Event&&) {});  // start empty
+    REQUIRE_FALSE(readable(reader, 0));
+    c[reader].resolve(42, ip("192.0.2.77"), 0xE7E7);  // unknown: NotFound at the search's end
+    REQUIRE(readable(reader, int(std::chrono::duration_cast<std::chrono::milliseconds>(kWait).count())));
+    CHECK(readable(reader, 0));  // stays readable until polled
+    bool got = false;
+    c[reader].poll([&](Event&& ev) { got = got || (ev.type == Event::Type::Resolved && ev.cookie == 0xE7E7); });
+    CHECK(got);
+    CHECK_FALSE(readable(reader, 0));
+    // poll() with a budget smaller than the queue leaves the rest signalled.
+    const auto nf0 = c[reader].counters().resolve_not_found;
+    c[reader].resolve(42, ip("192.0.2.78"), 0xE7E8);
+    c[reader].resolve(42, ip("192.0.2.79"), 0xE7E9);
+    REQUIRE(eventually([&] { return c[reader].counters().resolve_not_found >= nf0 + 2; }, kWait, 1ms));
+    std::this_thread::sleep_for(10ms);  // the counter is raised just before the event is queued
+    size_t n = 0;
+    auto count = [&](Event&& ev) { n += ev.cookie == 0xE7E8 || ev.cookie == 0xE7E9; };
+    c[reader].poll(count, 1);
+    CHECK(n == 1);
+    CHECK(readable(reader, 0));
+    c[reader].poll(count);
+    CHECK(n == 2);
+    CHECK_FALSE(readable(reader, 0));
 }
 
 TEST_CASE("epoch order under reordered delivery: a lower epoch never wins", "[dht][net]") {
