@@ -1,7 +1,7 @@
 // lmctl: the operator's client for lm-router.
 //
-//   lmctl pki init  --dir DIR [--name NAME] [--days N] [--force]   create the domain CA (DIR/ca.key, DIR/ca.crt)
-//   lmctl pki issue --dir DIR --name AR [--days N] [--force]       issue an AR identity (DIR/AR.key, DIR/AR.crt)
+//   lmctl pki init  --dir DIR [--name NAME] [--days N] [--key-type T] [--force]   create the domain CA (DIR/ca.key, DIR/ca.crt)
+//   lmctl pki issue --dir DIR --name AR [--days N] [--key-type T] [--force]       issue an AR identity (DIR/AR.key, DIR/AR.crt)
 //   lmctl [-f PREFIX | --socket PATH] [--json] COMMAND             query a running router over DPDK telemetry
 //
 // Telemetry: DPDK's v2 socket (<runtime dir>/dpdk/<file-prefix>/dpdk_telemetry.v2), SOCK_SEQPACKET. The server
@@ -38,8 +38,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: lmctl [-f FILE_PREFIX | --socket PATH] [--json] COMMAND [OPTIONS]\n"
-    "       lmctl pki init  --dir DIR [--name NAME] [--days N] [--force]\n"
-    "       lmctl pki issue --dir DIR --name AR_NAME [--days N] [--force]\n"
+    "       lmctl pki init  --dir DIR [--name NAME] [--days N] [--key-type T] [--force]\n"
+    "       lmctl pki issue --dir DIR --name AR_NAME [--days N] [--key-type T] [--force]\n"
     "router commands: info | stats [--worker N] | drops [--worker N] [--all] | ports |\n"
     "                 mappings [--page N] | nexthop | dht | attached | resolve [--tenant T] EID |\n"
     "                 attach --tenant T --mo ID --mac MAC --port PORT EID... | detach --tenant T --mo ID [--withdraw] |\n"
@@ -426,7 +426,7 @@ struct Args {
 
 // Options given that the command does not take are usage errors.
 void allow_only(const Args& a, const std::string& cmd, std::initializer_list<const char*> allowed) {
-    static const char* kCmdOptions[] = {"worker", "all", "page", "dir", "name", "days", "force"};
+    static const char* kCmdOptions[] = {"worker", "all", "page", "dir", "name", "days", "key-type", "force"};
     for (const char* o : kCmdOptions) {
         if (!a.has(o)) continue;
         bool ok = false;
@@ -461,11 +461,17 @@ int cmd_pki(const Args& a) {
     if (sub != "init" && sub != "issue") throw Usage(fmt::format("unknown pki subcommand '{}' (expected init or issue)", sub));
     const std::string cmd = "pki " + sub;
     expect_words(a, 2, cmd);
-    allow_only(a, cmd, {"dir", "name", "days", "force"});
+    allow_only(a, cmd, {"dir", "name", "days", "key-type", "force"});
     if (!a.has("dir")) throw Usage(fmt::format("'{}' needs --dir DIR", cmd));
     const fs::path dir = a.s("dir");
     const bool force = a.has("force");
     const fs::path ca_key = dir / "ca.key", ca_crt = dir / "ca.crt";
+    lm::dir::KeyType key_type;  // Ed25519
+    if (a.has("key-type")) {
+        auto t = lm::dir::KeyType::parse(a.s("key-type"));
+        if (!t) throw Usage(fmt::format("--key-type: '{}' is not one of ed25519, rsa2048, rsa3072, rsa4096", a.s("key-type")));
+        key_type = *t;
+    }
 
     if (sub == "init") {
         const std::string name = a.has("name") ? a.s("name") : "LM domain CA";
@@ -479,11 +485,11 @@ int cmd_pki(const Args& a) {
         std::error_code ec;
         fs::create_directories(dir, ec);
         if (ec) throw Failure(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
-        auto ca = lm::dir::create_domain_ca(name, lm::dir::kDefaultRsaBits, validity);
+        auto ca = lm::dir::create_domain_ca(name, key_type, validity);
         lm::dir::save_identity(ca, ca_key.string(), ca_crt.string());
-        fmt::print("created domain CA '{}' valid {} days:\n  {}  (private key, mode 0600: keep it off the routers)\n  {}"
+        fmt::print("created domain CA '{}' ({}) valid {} days:\n  {}  (private key, mode 0600: keep it off the routers)\n  {}"
                    "  (give it to every AR: dht.ca_cert)\n",
-                   name, validity / 86400, ca_key.string(), ca_crt.string());
+                   name, key_type.str(), validity / 86400, ca_key.string(), ca_crt.string());
         fmt::print("next: lmctl pki issue --dir {} --name AR_NAME\n", dir.string());
         return 0;
     }
@@ -502,10 +508,10 @@ int cmd_pki(const Args& a) {
             throw Failure(fmt::format("{} already exists: refusing to replace it (use --force)", p.string()));
     auto ca = lm::dir::load_identity(ca_key.string(), ca_crt.string());
     if (!ca.second->isCA()) throw Failure(fmt::format("{} is not a CA certificate", ca_crt.string()));
-    auto id = lm::dir::issue_ar_identity(ca, name, lm::dir::kDefaultRsaBits, validity);
+    auto id = lm::dir::issue_ar_identity(ca, name, key_type, validity);
     lm::dir::save_identity(id, key.string(), crt.string());
-    fmt::print("issued AR identity '{}' signed by '{}', valid {} days:\n  {}  (private key, mode 0600)\n  {}\n", name,
-               ca.second->getName(), validity / 86400, key.string(), crt.string());
+    fmt::print("issued AR identity '{}' ({}) signed by '{}', valid {} days:\n  {}  (private key, mode 0600)\n  {}\n", name,
+               key_type.str(), ca.second->getName(), validity / 86400, key.string(), crt.string());
     fmt::print("router YAML (paths relative to the YAML file; copy ca.crt, {0}.key, {0}.crt next to it):\n"
                "  dht:\n    ca_cert: ca.crt\n    identity_key: {0}.key\n    identity_cert: {0}.crt\n",
                name);
@@ -758,10 +764,11 @@ void print_help(const po::options_description& opts) {
     fmt::print(
         "lmctl {}: operator's client for lm-router\n\n{}\n"
         "PKI (the LM domain's CA and the ARs' identities for the signed DHT records):\n"
-        "  pki init  --dir DIR [--name NAME] [--days N] [--force]\n"
+        "  pki init  --dir DIR [--name NAME] [--days N] [--key-type T] [--force]\n"
         "            create DIR/ca.key (mode 0600) and DIR/ca.crt; default name 'LM domain CA', 3650 days\n"
-        "  pki issue --dir DIR --name AR_NAME [--days N] [--force]\n"
-        "            issue DIR/AR_NAME.key (mode 0600) and DIR/AR_NAME.crt, signed by DIR's CA; 730 days\n\n"
+        "  pki issue --dir DIR --name AR_NAME [--days N] [--key-type T] [--force]\n"
+        "            issue DIR/AR_NAME.key (mode 0600) and DIR/AR_NAME.crt, signed by DIR's CA; 730 days\n"
+        "            --key-type: ed25519 (default), rsa2048, rsa3072 or rsa4096\n\n"
         "Router queries (DPDK telemetry socket of a running lm-router):\n"
         "  info                       name, version, workers, UDP port, locators\n"
         "  stats [--worker N]         path counters (summed over workers, or worker N)\n"
@@ -807,6 +814,7 @@ int main(int argc, char** argv) {
         ("dir", po::value<std::string>()->value_name("DIR"), "pki: directory of the CA and identities")
         ("name", po::value<std::string>()->value_name("NAME"), "pki init: CA name; pki issue: AR name (certificate CN)")
         ("days", po::value<std::string>()->value_name("N"), "pki: validity in days")
+        ("key-type", po::value<std::string>()->value_name("T"), "pki: ed25519 (default), rsa2048, rsa3072, rsa4096")
         ("force", "pki: replace existing files");
     po::options_description hidden;
     hidden.add_options()("words", po::value<std::vector<std::string>>());

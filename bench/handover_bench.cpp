@@ -89,6 +89,7 @@ struct HoOptions {
     bool migrate_begin = true;
     bool dht_all_cpus = true;     // the directories' threads on every CPU (false: the control lcore's)
     bool fresh_only = false;      // move only to ARs that never published the MO (at most ars - 1 moves)
+    dir::KeyType key_type;        // the CA's and the ARs' keys (--key-type; Ed25519 by default)
     unsigned lcore = 0;
     std::vector<std::string> eal;
     std::string csv, tag;         // --csv FILE: append a row (before the teardown); --tag: its "sweep" column
@@ -267,7 +268,7 @@ struct Net {
     }
 };
 
-// RSA costs on this machine: signing (the new AR's signer thread, once per move) and verifying
+// Signature costs on this machine: signing (the new AR's signer thread, once per move) and verifying
 // (every watching AR, once per distinct record), median of `n`.
 void measure_crypto(const ::dht::crypto::Identity& id, std::shared_ptr<::dht::crypto::Certificate> ca) {
     dir::Signer signer(id);
@@ -299,8 +300,8 @@ void measure_crypto(const ::dht::crypto::Identity& id, std::shared_ptr<::dht::cr
     verify_ms.erase(verify_ms.begin());  // the first one also checks the certificate chain
     std::sort(sign_ms.begin(), sign_ms.end());
     std::sort(verify_ms.begin(), verify_ms.end());
-    std::printf("crypto: RSA %u sign %.2f ms, verify %.3f ms (medians of %zu); signed record %zu bytes\n",
-                dir::kDefaultRsaBits, percentile(sign_ms, 50), percentile(verify_ms, 50), verify_ms.size(), bytes);
+    std::printf("crypto: %s sign %.3f ms, verify %.3f ms (medians of %zu); signed record %zu bytes\n",
+                dir::key_type_of(*id.first)->str().c_str(), percentile(sign_ms, 50), percentile(verify_ms, 50), verify_ms.size(), bytes);
 }
 
 struct MoveStats {
@@ -344,20 +345,20 @@ int handover_bench(const HoOptions& o) {
                 o.poll_us, o.gap_ms, o.cap_ms, o.seed, o.dht_all_cpus ? "every CPU" : "the control lcore's CPU");
     std::fflush(stdout);
 
-    // ---- PKI: one domain CA, one AR identity per router (2 threads: RSA key generation) ------
+    // ---- PKI: one domain CA, one AR identity per router (key generation on every CPU) --------
     auto t = Clock::now();
-    const auto ca = dir::create_domain_ca("lm-bench-domain-ca");
+    const auto ca = dir::create_domain_ca("lm-bench-domain-ca", o.key_type);
     std::vector<std::optional<::dht::crypto::Identity>> ids(N);
     {
         std::atomic<unsigned> next{0};
         auto gen = [&] {
-            for (unsigned i; (i = next++) < N;) ids[i] = dir::issue_ar_identity(ca, "ar" + std::to_string(i));
+            for (unsigned i; (i = next++) < N;) ids[i] = dir::issue_ar_identity(ca, "ar" + std::to_string(i), o.key_type);
         };
         std::vector<std::thread> th;
         for (int k = 0; k < std::max(1, CPU_COUNT(&all_cpus)); ++k) th.emplace_back(gen);
         for (auto& x : th) x.join();
     }
-    std::printf("pki: CA + %u AR identities (RSA %u) in %.2f s\n", N, dir::kDefaultRsaBits, secs_since(t));
+    std::printf("pki: CA + %u AR identities (%s) in %.2f s\n", N, o.key_type.str().c_str(), secs_since(t));
     measure_crypto(*ids[0], ca.second);
     std::fflush(stdout);
 
@@ -775,7 +776,7 @@ int handover_bench(const HoOptions& o) {
     std::fprintf(stderr,
                  "usage: lm-bench handover [--ars N] [--moves N] [--seed N] [--poll-us N] [--begin-ms N] [--gap-ms N]\n"
                  "                         [--cap-ms N] [--no-migrate-begin] [--fresh-only] [--dht-cpus all|control] [--lcore N]\n"
-                 "                         [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
+                 "                         [--key-type ed25519|rsa2048|rsa3072|rsa4096] [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
                  "attach -> every AR's worker cache updated, N routers' control planes on an in-process LM DHT\n"
                  "(defaults: 100 ARs, 200 moves, poll 200 us, migrate-begin 50 ms before each attach).\n");
     std::exit(2);
@@ -800,6 +801,11 @@ int handover_main(int argc, char** argv) {
         else if (a == "--cap-ms") o.cap_ms = unsigned(std::max<uint64_t>(num(), 1000));
         else if (a == "--no-migrate-begin") o.migrate_begin = false;
         else if (a == "--fresh-only") o.fresh_only = true;
+        else if (a == "--key-type" && i + 1 < argc) {
+            auto t = dir::KeyType::parse(argv[++i]);
+            if (!t) handover_usage();
+            o.key_type = *t;
+        }
         else if (a == "--lcore") o.lcore = unsigned(num());
         else if (a == "--csv" && i + 1 < argc) o.csv = argv[++i];
         else if (a == "--tag" && i + 1 < argc) o.tag = argv[++i];

@@ -1024,6 +1024,7 @@ void usage() {
                  "\n"
                  "       lm-bench resolve [--nodes N] [--records N] [--lookups N] [--publishers N] [--seed N]\n"
                  "                        [--concurrency N] [--pace-ms N] [--poll-us N] [--timeout-ms N] [--lcore N] [--no-watch]\n"
+                 "                        [--key-type ed25519|rsa2048|rsa3072|rsa4096]\n"
                  "                        [--publish-window N] [--csv FILE] [--tag NAME] [--eal EAL-ARGS...]\n"
                  "miss -> answer applied in the worker cache, over an in-process LM DHT of N nodes on 127.0.0.1\n"
                  "(defaults: 32 nodes, 10000 records, 1000 sequential lookups, then 1000 with 64 outstanding).\n"
@@ -1381,6 +1382,7 @@ struct ResolveOptions {
     unsigned pace_ms = 0;            // sequential phase: pause between lookups (control loop keeps running)
     unsigned publish_window = 256;   // publications in flight during set-up
     bool watch = true;               // the control plane watches resolved EIDs (max_watches)
+    dir::KeyType key_type;           // the CA's and the ARs' keys (Ed25519 by default)
     bool network_anywhere = false;   // the other nodes may also run on the control lcore's CPU
     std::vector<std::string> eal;
     std::string csv, tag;            // --csv FILE: append a row (before the teardown); --tag: its "sweep" column
@@ -1517,11 +1519,12 @@ int resolve_bench(const ResolveOptions& o) {
 
     // ---- PKI: one domain CA, an AR identity per publisher and one for the router -----------
     auto t = SteadyClock::now();
-    const auto ca = dir::create_domain_ca("lm-bench-domain-ca");
+    const auto ca = dir::create_domain_ca("lm-bench-domain-ca", o.key_type);
     std::vector<::dht::crypto::Identity> pub_ids;
-    for (unsigned p = 0; p < P; ++p) pub_ids.push_back(dir::issue_ar_identity(ca, "bench-ar" + std::to_string(p + 1)));
-    auto router_id = dir::issue_ar_identity(ca, "bench-router");
-    std::printf("pki: CA + %u AR identities (RSA %u) in %.2f s\n", P + 1, dir::kDefaultRsaBits, secs_since(t));
+    for (unsigned p = 0; p < P; ++p)
+        pub_ids.push_back(dir::issue_ar_identity(ca, "bench-ar" + std::to_string(p + 1), o.key_type));
+    auto router_id = dir::issue_ar_identity(ca, "bench-router", o.key_type);
+    std::printf("pki: CA + %u AR identities (%s) in %.2f s\n", P + 1, o.key_type.str().c_str(), secs_since(t));
     std::fflush(stdout);
 
     // ---- the DHT ----------------------------------------------------------------------------
@@ -1886,6 +1889,11 @@ int resolve_main(int argc, char** argv) {
         else if (a == "--timeout-ms") o.timeout_ms = unsigned(num());
         else if (a == "--concurrency") o.concurrency = unsigned(num());
         else if (a == "--pace-ms") o.pace_ms = unsigned(num());
+        else if (a == "--key-type" && i + 1 < argc) {
+            auto t = dir::KeyType::parse(argv[++i]);
+            if (!t) usage();
+            o.key_type = *t;
+        }
         else if (a == "--publish-window") o.publish_window = unsigned(std::max<uint64_t>(num(), 1));
         else if (a == "--no-watch") o.watch = false;
         else if (a == "--network-anywhere") o.network_anywhere = true;

@@ -30,9 +30,10 @@
 //            (kRecordTtl, 600 s): the current record (refreshed, so it stays) plus every record
 //            and tombstone superseded in the last 600 s (their publishers cancel the permanent
 //            puts, so they expire 600 s after their last put). An MO that moves every T seconds
-//            has about 1 + 600/T values under each of its keys, ~1.6 kB each (RSA 2048 envelope
-//            with the certificate): moving every 10 s = ~61 values = ~100 kB per get of the key
-//            (a watch only receives the new values); moving once a minute = ~11 values, ~18 kB.
+//            has about 1 + 600/T values under each of its keys, ~0.5 kB each (Ed25519 envelope
+//            with the certificate; ~1 kB with an RSA 2048 AR): moving every 10 s = ~61 values =
+//            ~33 kB per get of the key (a watch only receives the new values); moving once a
+//            minute = ~11 values, ~6 kB.
 //            The earlier scheme had at most one value per AR that hosted the MO. Nothing in LM
 //            bounds it; OpenDHT does: at most 64 Ki values per key on a storage node and
 //            DEFAULT_STORAGE_LIMIT (64 MiB) of values per node (beyond it, storage nodes expire
@@ -41,11 +42,12 @@
 //            cached) grow.
 //   data   = msgpack map (the "envelope"):
 //              "rec"  : bin  msgpack bytes of the record below (exactly the signed bytes)
-//              "sig"  : bin  RSA PKCS#1 v1.5 signature made by OpenDHT PrivateKey::sign()
-//                            (GnuTLS, the digest GnuTLS prefers for the key) over
-//                            "LMREC1\0" || rec
-//              "cert" : bin  DER X.509 certificate of the publishing AR (leaf only), issued by
-//                            the operator's domain CA
+//              "sig"  : bin  signature over "LMREC1\0" || rec with the publishing AR's key:
+//                            Ed25519 (RFC 8032, 64 bytes) for Ed25519 identities, the default;
+//                            RSA PKCS#1 v1.5 with SHA-512 for RSA identities (>= 2048 bits,
+//                            what earlier versions made); readers pick by the certificate's key
+//              "cert" : bin  X.509 certificate of the publishing AR (leaf only, DER; PEM from
+//                            earlier versions is accepted), issued by the operator's domain CA
 // ---- Record (msgpack map, MSGPACK_DEFINE_MAP key names) ---------------------------------------
 //   "v"      : uint   schema version (1)
 //   "mo"     : uint   64-bit MO identifier

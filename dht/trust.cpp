@@ -1,6 +1,10 @@
 #include "dht/trust.hpp"
 
+#include <gnutls/abstract.h>
+#include <gnutls/x509.h>
+
 #include <chrono>
+#include <stdexcept>
 
 namespace lm::dir {
 
@@ -12,6 +16,17 @@ constexpr size_t kMaxSeenValues = 65536;
 uint64_t to_unix_ms(std::chrono::system_clock::time_point t) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
     return ms < 0 ? 0 : uint64_t(ms);
+}
+
+// The one signature scheme per key algorithm that records use (docs/protocol.md, section 10):
+// Ed25519 (RFC 8032, pure), or RSA PKCS#1 v1.5 over SHA-512 -- what OpenDHT's PrivateKey::sign()
+// made, so records signed by RSA identities of earlier versions still verify. Anything else
+// (other curves, DSA, RSA below 2048 bits) is not an LM key: kUnsupported.
+constexpr gnutls_sign_algorithm_t kUnsupported = GNUTLS_SIGN_UNKNOWN;
+gnutls_sign_algorithm_t record_signature(int pk_algo, unsigned bits) {
+    if (pk_algo == GNUTLS_PK_EDDSA_ED25519) return GNUTLS_SIGN_EDDSA_ED25519;
+    if (pk_algo == GNUTLS_PK_RSA && bits >= 2048) return GNUTLS_SIGN_RSA_SHA512;
+    return kUnsupported;
 }
 
 }  // namespace
@@ -38,9 +53,15 @@ bool newer_than(const Verified& a, const Verified& b) {
 }
 
 Blob leaf_certificate_der(const ::dht::crypto::Certificate& cert) {
-    // Certificate::getPacked() appends the issuer chain; a copy of the leaf has no issuer.
-    ::dht::crypto::Certificate leaf(cert.getCopy());
-    return leaf.getPacked();
+    // The leaf alone, as DER. (Certificate::getPacked() is PEM plus the issuer chain: until
+    // this version values carried the PEM text, ~35% bigger; readers still accept it.)
+    if (!cert.cert) throw std::invalid_argument("lm dht: no certificate");
+    gnutls_datum_t out{};
+    if (int rc = gnutls_x509_crt_export2(cert.cert, GNUTLS_X509_FMT_DER, &out); rc != GNUTLS_E_SUCCESS)
+        throw std::runtime_error(std::string("lm dht: cannot export the certificate: ") + gnutls_strerror(rc));
+    Blob der(out.data, out.data + out.size);
+    gnutls_free(out.data);
+    return der;
 }
 
 // ---- Signer ---------------------------------------------------------------------------------
@@ -48,6 +69,11 @@ Blob leaf_certificate_der(const ::dht::crypto::Certificate& cert) {
 Signer::Signer(::dht::crypto::Identity id) : id_(std::move(id)) {
     if (!id_.first || !id_.second || !*id_.first || !*id_.second)
         throw std::invalid_argument("lm dht: signer needs a private key and a certificate");
+    unsigned bits = 0;
+    const int pk = gnutls_privkey_get_pk_algorithm(id_.first->key, &bits);
+    algo_ = record_signature(pk, bits);
+    if (algo_ == kUnsupported)
+        throw std::invalid_argument("lm dht: an AR key must be Ed25519 or RSA of at least 2048 bits");
     cert_der_ = leaf_certificate_der(*id_.second);
     name_ = id_.second->getName();
     key_id_ = id_.second->getId();
@@ -57,7 +83,14 @@ Envelope Signer::sign(Record r) const {
     r.publisher = name_;
     Envelope e;
     e.rec = encode_record(r);
-    e.sig = id_.first->sign(signing_input(e.rec));
+    const Blob in = signing_input(e.rec);
+    const gnutls_datum_t dat{const_cast<uint8_t*>(in.data()), unsigned(in.size())};
+    gnutls_datum_t sig{};
+    if (int rc = gnutls_privkey_sign_data2(id_.first->key, gnutls_sign_algorithm_t(algo_), 0, &dat, &sig);
+        rc != GNUTLS_E_SUCCESS)
+        throw std::runtime_error(std::string("lm dht: signing failed: ") + gnutls_strerror(rc));
+    e.sig.assign(sig.data, sig.data + sig.size);
+    gnutls_free(sig.data);
     e.cert = cert_der_;
     return e;
 }
@@ -85,8 +118,11 @@ std::shared_ptr<const Verifier::CertInfo> Verifier::cert_info(const Blob& der) c
                 std::lock_guard lk(mu_);
                 res = trust_.verify(cert);
             }
-            info->trusted = res.isValid();
             info->key = std::make_shared<::dht::crypto::PublicKey>(cert.getPublicKey());
+            unsigned bits = 0;
+            const int pk = info->key->pk ? gnutls_pubkey_get_pk_algorithm(info->key->pk, &bits) : GNUTLS_PK_UNKNOWN;
+            info->algo = record_signature(pk, bits);
+            info->trusted = res.isValid() && info->algo != kUnsupported;
             info->name = cert.getName();
             info->id = cert.getId();
             info->not_after_ms = to_unix_ms(cert.getExpiration());
@@ -113,7 +149,9 @@ Verdict Verifier::verify_uncached(const uint8_t* p, size_t n, Verified& out, uin
     auto ci = cert_info(env->cert);
     if (!ci->trusted || !ci->key) return Verdict::UntrustedSigner;
     const Blob in = signing_input(env->rec);
-    if (!ci->key->checkSignature(in.data(), in.size(), env->sig.data(), env->sig.size()))
+    const gnutls_datum_t dat{const_cast<uint8_t*>(in.data()), unsigned(in.size())};
+    const gnutls_datum_t sig{const_cast<uint8_t*>(env->sig.data()), unsigned(env->sig.size())};
+    if (gnutls_pubkey_verify_data2(ci->key->pk, gnutls_sign_algorithm_t(ci->algo), 0, &dat, &sig) < 0)
         return Verdict::BadSignature;
     if (rec->publisher != ci->name) return Verdict::NameMismatch;
     out.rec = std::move(*rec);

@@ -1,10 +1,11 @@
 // Trust: who may move an MO's traffic.
 //
-// Every AR has an identity (RSA key + X.509 certificate whose CN is the AR name) issued by the
-// operator's domain CA (pki.hpp). A record is accepted only if
+// Every AR has an identity (Ed25519 or RSA key + X.509 certificate whose CN is the AR name)
+// issued by the operator's domain CA (pki.hpp). A record is accepted only if
 //   - the envelope carries a record, a signature and a certificate (else: Unsigned),
-//   - the certificate chains to the domain CA (GnuTLS trust list, profile MEDIUM: >= 2048-bit
-//     RSA, validity period checked) and is a single leaf certificate (else: UntrustedSigner),
+//   - the certificate chains to the domain CA (GnuTLS trust list, profile MEDIUM, validity
+//     period checked), is a single leaf certificate, and its key is Ed25519 or RSA of at least
+//     2048 bits (else: UntrustedSigner),
 //   - the signature over signing_input(rec) verifies with the certificate's key (else: BadSignature,
 //     which is also what any byte changed after signing gives),
 //   - the record's "pub" equals the certificate CN (else: NameMismatch),
@@ -26,12 +27,17 @@
 //   slot, and a legitimate AR cannot be rolled back in its own slot.
 //   Readers take the newest valid epoch among all values under the key.
 //
-// Key size: RSA 2048. Measured with test/dht/test_crypto.cpp (OpenDHT crypto = GnuTLS, one
-// core of the 2-core dev VM, -O2): sign 1.2 ms vs 7.2 ms for 4096 (x5.9), verify 22 us vs 67 us
-// (x3.1), value 1.6 kB vs 2.2 kB. Signing runs at every attach/refresh and verification at every
-// resolve, both on the control path that also serves the data plane's misses -- 4096-bit signing
-// is what delayed packets in the issue tracker. 2048-bit RSA is NIST's 112-bit level (fine through
-// 2030); the CA key may be bigger, its verification is cached per certificate.
+// Key type: Ed25519 by default (pki.hpp; RSA identities stay accepted). Measured with
+// test/dht/test_crypto.cpp (GnuTLS, one core of the 2-core dev VM, -O2, record with its DER
+// certificate): Ed25519 sign 21 us, verify 70 us, value 548 B; RSA 2048 sign 1.0 ms, verify 19 us,
+// value 992 B; RSA 4096 sign 5.8 ms, verify 60 us, value 1.5 kB. Signing is on the critical path
+// of every migration (the new AR signs before it can notify the old AR: 1-5 ms with RSA 2048 on a
+// loaded machine, which was most of the handover's non-WAN time) and runs at every refresh;
+// verification happens once per distinct value per reader, then is cached. A value under 600
+// bytes also fits one OpenDHT packet (larger ones are sent as a header plus value parts), which
+// roughly halves the packets of a get or a listen update. Ed25519 is at the 128-bit level, RSA
+// 2048 at 112 (fine through 2030); 4096-bit RSA signing is what delayed packets in OpenDHT's
+// issue tracker.
 #pragma once
 
 #include <memory>
@@ -87,6 +93,7 @@ public:
 
 private:
     ::dht::crypto::Identity id_;
+    int algo_ = 0;  // gnutls_sign_algorithm_t of the key (trust.cpp)
     Blob cert_der_;
     std::string name_;
     ::dht::InfoHash key_id_;
@@ -94,7 +101,7 @@ private:
 
 // The domain CA as trust anchor, with a cache of certificates already checked and of envelopes
 // already verified (keyed by their bytes' digest), so a value read again (every get returns it)
-// costs a hash, not an RSA verification. Thread-safe (called from OpenDHT threads).
+// costs a hash, not a signature verification. Thread-safe (called from OpenDHT threads).
 class Verifier {
 public:
     explicit Verifier(std::shared_ptr<::dht::crypto::Certificate> ca, uint64_t clock_skew_ms = 30'000);
@@ -112,6 +119,7 @@ private:
     struct CertInfo {
         bool trusted = false;
         std::shared_ptr<::dht::crypto::PublicKey> key;
+        int algo = 0;  // gnutls_sign_algorithm_t the key's records are signed with (trust.cpp)
         std::string name;
         ::dht::InfoHash id;
         uint64_t not_after_ms = 0;

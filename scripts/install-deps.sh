@@ -7,7 +7,7 @@ PKGS=(
   build-essential g++ meson ninja-build pkg-config
   libdpdk-dev dpdk dpdk-dev            # DPDK 22.11 (rte_hash, rte_ring, net_pcap/null/ring/af_packet), testpmd, telemetry client
   libboost-program-options-dev libyaml-cpp-dev libfmt-dev catch2
-  libopendht-dev                        # LM DHT (dht/)
+  libopendht-dev libgnutls28-dev        # LM DHT (dht/); record signatures with GnuTLS
   libpcap-dev python3-scapy tshark      # packet tests
   iproute2 ethtool iperf3 procps        # netns end-to-end tests
   openssl                               # lmctl test checks issued certificates

@@ -116,9 +116,23 @@ try:
           and not os.path.exists(os.path.join(tmp, "evil.key")), err)
     rc, out, err = lmctl("pki", "issue", "--dir", pki)
     check("pki issue without --name: exit 2", rc == 2 and "--name" in err, err)
-    rc, out, err = lmctl("pki", "init", "--dir", pki, "--force", "--name", "New CA")
-    rc2, out2 = x509(ca_crt, "-subject")
-    check("pki init --force replaces the CA", rc == 0 and "New CA" in out2, out + err + out2)
+    rc, out = x509(ar_crt, "-text")
+    check("default key type: Ed25519 CA and AR", rc == 0 and "Public Key Algorithm: ED25519" in out
+          and "Signature Algorithm: ED25519" in out, out)
+    rc, out, err = lmctl("pki", "issue", "--dir", pki, "--name", "ar3", "--key-type", "rsa3072")
+    rc2, out2 = x509(os.path.join(pki, "ar3.crt"), "-text") if rc == 0 else (1, "")
+    check("pki issue --key-type rsa3072: an RSA AR under the Ed25519 CA", rc == 0 and "(rsa3072)" in out
+          and "Public-Key: (3072 bit)" in out2, out + err + out2)
+    p = subprocess.run(["openssl", "verify", "-CAfile", ca_crt, os.path.join(pki, "ar3.crt")], capture_output=True,
+                       text=True)
+    check("openssl verifies the RSA ar3.crt against the Ed25519 CA", p.returncode == 0, p.stdout + p.stderr)
+    rc, out, err = lmctl("pki", "issue", "--dir", pki, "--name", "ar4", "--key-type", "rsa1024")
+    check("pki issue --key-type rsa1024: exit 2 naming the choices", rc == 2 and "rsa1024" in err and "ed25519" in err
+          and not os.path.exists(os.path.join(pki, "ar4.key")), err)
+    rc, out, err = lmctl("pki", "init", "--dir", pki, "--force", "--name", "New CA", "--key-type", "rsa2048")
+    rc2, out2 = x509(ca_crt, "-subject", "-text")
+    check("pki init --force replaces the CA (--key-type rsa2048)", rc == 0 and "New CA" in out2
+          and "Public-Key: (2048 bit)" in out2, out + err + out2)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

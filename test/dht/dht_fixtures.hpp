@@ -1,4 +1,4 @@
-// Shared test material for the dht suite: one domain CA and AR identities (RSA 2048, generated
+// Shared test material for the dht suite: one domain CA and AR identities (Ed25519, generated
 // once per process), a rogue CA, and small helpers.
 #pragma once
 

@@ -192,6 +192,24 @@ TEST_CASE("verifier accepts records of CA-issued ARs and rejects the rest", "[dh
         e.cert = leaf_certificate_der(*k.ar3.second);
         CHECK(v.verify(encode_envelope(e), out, now) == Verdict::NameMismatch);
     }
+    SECTION("RSA identities and the PEM certificates of earlier versions are accepted") {
+        // An RSA 2048 AR under the (Ed25519) domain CA: RSA-SHA512 signatures, as before.
+        const auto rsa = issue_ar_identity(k.ca, "ar1", KeyType::rsa(2048));
+        Envelope e = Signer(rsa).sign(r);
+        CHECK(e.sig.size() == 256);
+        REQUIRE(v.verify(encode_envelope(e), out, now) == Verdict::Ok);
+        CHECK(out.signer == rsa.second->getId());
+        // Values used to carry the certificate as PEM text; the bytes differ, the verdict not.
+        const std::string pem = k.ar1.second->toString(false);
+        Envelope old = ar1.sign(r);
+        REQUIRE(old.cert.size() < pem.size());  // DER now
+        old.cert.assign(pem.begin(), pem.end());
+        CHECK(v.verify(encode_envelope(old), out, now) == Verdict::Ok);
+        // An Ed25519 signature presented with an RSA certificate of the same name does not verify.
+        Envelope mix = ar1.sign(r);
+        mix.cert = leaf_certificate_der(*rsa.second);
+        CHECK(v.verify(encode_envelope(mix), out, now) == Verdict::BadSignature);
+    }
     SECTION("expired") {
         auto rec = r;
         rec.expiry_ms = now - 120'000;
