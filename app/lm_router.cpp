@@ -186,6 +186,7 @@ int run(int argc, char** argv) {
         p.cache_entries = cfg.cache_entries;
         p.attachment_entries = cfg.attachment_entries;
         p.idle_backoff_us = cfg.idle_backoff_us;
+        p.wait_ready = true;  // no packet before the control lcore's start-up state (ControlPlane::start)
         p.socket = socket;
         p.pool = pool.get();
         p.miss_ring = miss_ring.get();

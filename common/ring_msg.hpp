@@ -80,6 +80,10 @@ enum class UpdateOp : uint8_t {
     DeleteAttachment = 4,
     SetNextHop = 5,        // family + mac of the core next hop (zero MAC = unresolved)
     MissFailed = 6,        // key: no mapping exists; packets waiting for it are dropped
+    // Everything the control lcore pushes at start-up (next hops, static attachments and
+    // mappings: more than an update ring holds, the rest follows from its backlog) came before
+    // this: a worker started with WorkerParams::wait_ready may now poll its ports.
+    Ready = 7,
 };
 
 // Control lcore -> one worker. Idempotent: applying the same message twice is harmless,

@@ -124,6 +124,9 @@ void ControlPlane::start() {
     }
     for (int f = 0; f < 2; ++f)
         if (nh_[f].st.configured && nh_[f].st.static_mac) set_next_hop(f ? Family::V6 : Family::V4, nh_[f].st.mac);
+    UpdateMsg ready{};  // after everything above, through the same ordered rings and backlogs
+    ready.op = UpdateOp::Ready;
+    push(ready);
     log::info("control: pushed {} mappings, {} attachments to {} workers", mappings_.size(), cfg_.static_attachments.size(),
               workers_.size());
     if (dir_ && !dir_->can_publish()) log::warn("control: the directory has no identity: attached MOs are not published");

@@ -173,6 +173,7 @@ void PacketPath::apply(const UpdateMsg& u) {
             nh_mac_[u.family == Family::V6] = u.mac;
             nh_ok_[u.family == Family::V6] = !u.mac.is_zero();
             break;
+        case UpdateOp::Ready: break;  // the worker's start-up barrier (Worker::run)
     }
     ctr_.updates_applied.add();
 }

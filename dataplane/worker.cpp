@@ -27,6 +27,7 @@ void Worker::service_rings() {
     bool applied = false;
     while ((n = rte_ring_dequeue_burst_elem(updates_.get(), u, sizeof(UpdateMsg), 64, nullptr)) > 0) {
         for (unsigned i = 0; i < n; ++i) {
+            ready_ = ready_ || u[i].op == UpdateOp::Ready;
             path_.apply(u[i]);
             flush();  // an answer may have released up to pending_per_eid held packets
         }
@@ -86,6 +87,10 @@ unsigned Worker::poll_once() {
 }
 
 void Worker::run(const std::atomic<bool>& stop) {
+    while (p_.wait_ready && !ready_ && !stop.load(std::memory_order_relaxed)) {
+        service_rings();
+        if (!ready_) rte_delay_us_sleep(10);
+    }
     unsigned idle = 0;
     while (!stop.load(std::memory_order_relaxed)) {
         service_rings();

@@ -20,6 +20,10 @@ struct WorkerParams {
     uint32_t cache_entries = 65536;
     uint32_t attachment_entries = 4096;
     unsigned idle_backoff_us = 50;
+    // run() polls no port before the control lcore's UpdateOp::Ready: the first packets would
+    // otherwise meet a worker without its next hops or static mappings (and be dropped as
+    // nexthop_unresolved or missed). lm-router sets it; tests driving poll_once() do not.
+    bool wait_ready = false;
     int socket = 0;
     rte_mempool* pool = nullptr;
     rte_ring* miss_ring = nullptr;  // shared, multi-producer
@@ -39,6 +43,8 @@ public:
     unsigned poll_once();
     // Apply pending updates and transmit pending control packets.
     void service_rings();
+    // UpdateOp::Ready has been applied (the control lcore's start-up state is in place).
+    bool ready() const { return ready_; }
 
     rte_ring* update_ring() const { return updates_.get(); }  // control -> this worker (SPSC)
     rte_ring* tx_ring() const { return ctrl_tx_.get(); }      // control -> this worker, mbufs (SPSC)
@@ -58,6 +64,7 @@ private:
     RingPtr updates_;
     RingPtr ctrl_tx_;
     PacketPath path_;
+    bool ready_ = false;
 };
 
 }  // namespace lm

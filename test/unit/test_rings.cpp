@@ -164,8 +164,10 @@ TEST_CASE("static state is pushed at start", "[rings]") {
     b.cfg = c;  // ControlPlane keeps a reference to b.cfg
     b.cp->start();
     auto got = Bed::take(b.upd0.get());
-    // The mapping first, then the attachment (packets released from a hold see the mapping).
-    REQUIRE(got.size() == 2);
+    // The mapping first, then the attachment (packets released from a hold see the mapping),
+    // then Ready: the worker's start-up barrier comes after all of it.
+    REQUIRE(got.size() == 3);
+    CHECK(got[2].op == UpdateOp::Ready);
     CHECK(got[0].op == UpdateOp::UpsertMapping);
     CHECK((got[0].value.flags & MappingValue::kLocal));
     CHECK(got[0].value.mac == a.mac);

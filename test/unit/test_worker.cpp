@@ -6,7 +6,10 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "catch.hpp"
 #include "common/config.hpp"
@@ -236,4 +239,55 @@ TEST_CASE("answers releasing many held packets at once are all transmitted", "[w
     MissMsg mm;
     while (rte_ring_dequeue_elem(miss.get(), &mm, sizeof mm) == 0) {
     }
+}
+
+TEST_CASE("a worker started with wait_ready polls no port before the control lcore's Ready", "[worker]") {
+    // lm-router's start-up: the control lcore pushes next hops and static state, then Ready. A
+    // packet polled earlier would meet a worker without its next hop (nexthop_unresolved drop).
+    static int seq = 0;
+    const std::string tag = "wr" + std::to_string(seq++);
+    RingBed bed(tag, "router: { workers: 1 }\n", 1);
+    WorkerParams p;
+    p.pool = bed.pool.get();
+    p.cache_entries = 1024;
+    p.attachment_entries = 64;
+    p.wait_ready = true;
+    Worker w(bed.dp, p);
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(rte_ring_enqueue(bed.acc.rx[0].get(), udp4(bed.pool.get(), "192.0.2.10", "192.0.2.20", uint16_t(3000 + i))) == 0);
+
+    std::atomic<bool> stop{false};
+    std::thread t([&] { w.run(stop); });
+    auto wait_for = [](auto&& cond) {
+        for (int i = 0; i < 2000 && !cond(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return cond();
+    };
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(rte_ring_count(bed.acc.rx[0].get()) == 3);  // not polled yet
+
+    UpdateMsg nh{};
+    nh.op = UpdateOp::SetNextHop;
+    nh.family = Family::V4;
+    nh.mac = *MacAddr::parse("02:00:00:00:ff:fe");
+    UpdateMsg map{};
+    map.op = UpdateOp::UpsertMapping;
+    map.key = EidKey::make(1, *IpAddr::parse("192.0.2.20"));
+    map.value.mo_id = 0x2b;
+    map.value.epoch = 1;
+    map.value.locator = *IpAddr::parse("198.51.100.2");
+    UpdateMsg ready{};
+    ready.op = UpdateOp::Ready;
+    REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &nh, sizeof nh) == 0);
+    REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &map, sizeof map) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(rte_ring_count(bed.acc.rx[0].get()) == 3);  // state applied, but no Ready yet
+    REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &ready, sizeof ready) == 0);
+    CHECK(wait_for([&] { return rte_ring_count(bed.core.tx[0].get()) == 3; }));
+    stop = true;
+    t.join();
+    CHECK(w.ready());
+    CHECK(w.counters().encap.get() == 3);
+    CHECK(w.counters().dropped(Drop::NextHopUnresolved) == 0);
+    void* obj;
+    while (rte_ring_dequeue(bed.core.tx[0].get(), &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
 }
