@@ -120,6 +120,7 @@ void Directory::start(const DhtConfig& cfg) {
     runner_ = std::make_unique<::dht::DhtRunner>();
     runner_->run(rc, ::dht::DhtRunner::Context{});
     register_value_type(*runner_, verifier_, store_refused_);
+    add_sentinels(cfg);
     for (const auto& b : cfg.bootstrap) {
         auto [host, port] = split_host_port(b);
         runner_->bootstrap(host, port);
@@ -487,6 +488,28 @@ std::optional<Verified> Directory::merge_locked(const ::dht::InfoHash& key, cons
 // Answers (see Event in directory.hpp): the first valid record read gives the Resolved event at
 // once (the search goes on); a newer record later in the same search gives a Refined event; the
 // search's end gives NotFound if nothing valid was read, and counts an incomplete search.
+void Directory::add_sentinels(const DhtConfig& cfg) {
+    // OpenDHT 2.4 keeps a finished search 62 minutes and, for every message the node handles,
+    // walks the searches around the sender's id until it meets a *live* one that does not take
+    // the sender (Dht::trySearchInsert). A lookup that leaves no watch behind (past
+    // dht.max_watches, or an EID nobody publishes) is such a finished search, so a router that
+    // resolved many EIDs paid a walk over all of them per message: lm-bench resolve --no-watch
+    // went from p50 1.0 / p99 4.1 ms to 2.3 / 13.6 ms within 3 000 lookups, 28 % of the process's
+    // CPU in Search::insertNode (docs/benchmarks.md). A few listens on keys spread evenly over the
+    // 160-bit space (first byte i * 256 / n, the rest random so that routers do not all load the
+    // same storage nodes) are live searches that cut every walk to the finished searches between
+    // two of them. They filter every value out and cost a listen refresh to 4 nodes per sentinel
+    // every ~30 s. They also took the idle CPU of lm-bench resolve's 33-node DHT from 0.17 to
+    // 0.05 CPUs (every node walks its own finished searches: bootstrap, refreshes, probes).
+    const unsigned n = cfg.search_sentinels;
+    for (unsigned i = 0; i < n; ++i) {
+        auto key = ::dht::InfoHash::getRandom();
+        key[0] = uint8_t(i * 256 / n);
+        runner_->listen(key, ::dht::ValueCallback([](const std::vector<std::shared_ptr<::dht::Value>>&, bool) { return true; }),
+                        ::dht::Value::Filter([](const ::dht::Value&) { return false; }));
+    }
+}
+
 void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
                        const MacAddr& mac, uint64_t cookie) {
     auto lk = std::make_shared<Lookup>();

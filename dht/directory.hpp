@@ -72,6 +72,9 @@ struct DhtConfig {
     long max_req_per_sec = 0;
     long max_peer_req_per_sec = 0;
     bool maintain_storage = false;         // OpenDHT: storage nodes re-replicate on churn
+    // Live searches spread over the key space that bound OpenDHT's walk over finished searches
+    // (Directory::add_sentinels explains); 0 = none.
+    unsigned search_sentinels = 16;
     std::function<uint64_t()> wall_clock_ms;  // HLC wall clock (Unix ms); empty = system clock (tests skew it)
 };
 
@@ -240,6 +243,7 @@ private:
     struct Lookup;
 
     void start(const DhtConfig& cfg);
+    void add_sentinels(const DhtConfig& cfg);  // from start()
     void lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid, const MacAddr& mac,
                 uint64_t cookie);
     uint64_t watch_key(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
