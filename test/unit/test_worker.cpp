@@ -72,6 +72,25 @@ rte_mbuf* udp4(rte_mempool* pool, const char* src, const char* dst, uint16_t spo
     return m;
 }
 
+// The control lcore's messages the tests need: the core next hop, and a mapping of 192.0.2.20.
+UpdateMsg next_hop_msg() {
+    UpdateMsg nh{};
+    nh.op = UpdateOp::SetNextHop;
+    nh.family = Family::V4;
+    nh.mac = *MacAddr::parse("02:00:00:00:ff:fe");
+    return nh;
+}
+
+UpdateMsg mapping_msg(MoId mo, Epoch epoch) {
+    UpdateMsg map{};
+    map.op = UpdateOp::UpsertMapping;
+    map.key = EidKey::make(1, *IpAddr::parse("192.0.2.20"));
+    map.value.mo_id = mo;
+    map.value.epoch = epoch;
+    map.value.locator = *IpAddr::parse("198.51.100.2");
+    return map;
+}
+
 // An access and a core port (net_ring, two queue pairs each), the router config that names them
 // (plus `extra` YAML), a pool, the ports opened with `queues` queue pairs and the data plane config.
 // The ports are closed when the bed goes.
@@ -129,16 +148,8 @@ TEST_CASE("two workers: own queues, own caches, own counters", "[worker]") {
     Worker w1(dp, p);
 
     // The control lcore's messages: next hop for both, the mapping for worker 0 only.
-    UpdateMsg nh{};
-    nh.op = UpdateOp::SetNextHop;
-    nh.family = Family::V4;
-    nh.mac = *MacAddr::parse("02:00:00:00:ff:fe");
-    UpdateMsg map{};
-    map.op = UpdateOp::UpsertMapping;
-    map.key = EidKey::make(1, *IpAddr::parse("192.0.2.20"));
-    map.value.mo_id = 0x2a;
-    map.value.epoch = 5;
-    map.value.locator = *IpAddr::parse("198.51.100.2");
+    UpdateMsg nh = next_hop_msg();
+    UpdateMsg map = mapping_msg(0x2a, 5);
     REQUIRE(rte_ring_enqueue_elem(w0.update_ring(), &nh, sizeof nh) == 0);
     REQUIRE(rte_ring_enqueue_elem(w0.update_ring(), &map, sizeof map) == 0);
     REQUIRE(rte_ring_enqueue_elem(w1.update_ring(), &nh, sizeof nh) == 0);
@@ -265,16 +276,8 @@ TEST_CASE("a worker started with wait_ready polls no port before the control lco
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     CHECK(rte_ring_count(bed.acc.rx[0].get()) == 3);  // not polled yet
 
-    UpdateMsg nh{};
-    nh.op = UpdateOp::SetNextHop;
-    nh.family = Family::V4;
-    nh.mac = *MacAddr::parse("02:00:00:00:ff:fe");
-    UpdateMsg map{};
-    map.op = UpdateOp::UpsertMapping;
-    map.key = EidKey::make(1, *IpAddr::parse("192.0.2.20"));
-    map.value.mo_id = 0x2b;
-    map.value.epoch = 1;
-    map.value.locator = *IpAddr::parse("198.51.100.2");
+    UpdateMsg nh = next_hop_msg();
+    UpdateMsg map = mapping_msg(0x2b, 1);
     UpdateMsg ready{};
     ready.op = UpdateOp::Ready;
     REQUIRE(rte_ring_enqueue_elem(w.update_ring(), &nh, sizeof nh) == 0);
