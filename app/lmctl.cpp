@@ -466,7 +466,7 @@ int cmd_pki(const Args& a) {
     const fs::path dir = a.s("dir");
     const bool force = a.has("force");
     const fs::path ca_key = dir / "ca.key", ca_crt = dir / "ca.crt";
-    lm::dir::KeyType key_type;  // Ed25519
+    lm::dir::KeyType key_type;  // pki init: Ed25519; pki issue: the CA's type (below)
     if (a.has("key-type")) {
         auto t = lm::dir::KeyType::parse(a.s("key-type"));
         if (!t) throw Usage(fmt::format("--key-type: '{}' is not one of ed25519, rsa2048, rsa3072, rsa4096", a.s("key-type")));
@@ -508,6 +508,9 @@ int cmd_pki(const Args& a) {
             throw Failure(fmt::format("{} already exists: refusing to replace it (use --force)", p.string()));
     auto ca = lm::dir::load_identity(ca_key.string(), ca_crt.string());
     if (!ca.second->isCA()) throw Failure(fmt::format("{} is not a CA certificate", ca_crt.string()));
+    // Without --key-type an AR gets its CA's key type: a domain made with RSA by an earlier
+    // version keeps issuing RSA identities, which routers that predate Ed25519 can verify.
+    if (!a.has("key-type")) key_type = lm::dir::key_type_of(*ca.first).value_or(lm::dir::KeyType::ed25519());
     auto id = lm::dir::issue_ar_identity(ca, name, key_type, validity);
     lm::dir::save_identity(id, key.string(), crt.string());
     fmt::print("issued AR identity '{}' ({}) signed by '{}', valid {} days:\n  {}  (private key, mode 0600)\n  {}\n", name,
@@ -768,7 +771,7 @@ void print_help(const po::options_description& opts) {
         "            create DIR/ca.key (mode 0600) and DIR/ca.crt; default name 'LM domain CA', 3650 days\n"
         "  pki issue --dir DIR --name AR_NAME [--days N] [--key-type T] [--force]\n"
         "            issue DIR/AR_NAME.key (mode 0600) and DIR/AR_NAME.crt, signed by DIR's CA; 730 days\n"
-        "            --key-type: ed25519 (default), rsa2048, rsa3072 or rsa4096\n\n"
+        "            --key-type: ed25519, rsa2048, rsa3072 or rsa4096 (default: init ed25519, issue the CA's)\n\n"
         "Router queries (DPDK telemetry socket of a running lm-router):\n"
         "  info                       name, version, workers, UDP port, locators\n"
         "  stats [--worker N]         path counters (summed over workers, or worker N)\n"
@@ -814,7 +817,7 @@ int main(int argc, char** argv) {
         ("dir", po::value<std::string>()->value_name("DIR"), "pki: directory of the CA and identities")
         ("name", po::value<std::string>()->value_name("NAME"), "pki init: CA name; pki issue: AR name (certificate CN)")
         ("days", po::value<std::string>()->value_name("N"), "pki: validity in days")
-        ("key-type", po::value<std::string>()->value_name("T"), "pki: ed25519 (default), rsa2048, rsa3072, rsa4096")
+        ("key-type", po::value<std::string>()->value_name("T"), "pki: ed25519, rsa2048, rsa3072, rsa4096 (default: init ed25519, issue the CA's)")
         ("force", "pki: replace existing files");
     po::options_description hidden;
     hidden.add_options()("words", po::value<std::vector<std::string>>());

@@ -21,7 +21,7 @@ struct WorkerParams {
     uint32_t attachment_entries = 4096;
     unsigned idle_backoff_us = 50;
     // run() polls no port before the control lcore's UpdateOp::Ready: the first packets would
-    // otherwise meet a worker without its next hops or static mappings (and be dropped as
+    // otherwise meet a worker without its static next hops or static mappings (and be dropped as
     // nexthop_unresolved or missed). lm-router sets it; tests driving poll_once() do not.
     bool wait_ready = false;
     int socket = 0;

@@ -485,9 +485,6 @@ std::optional<Verified> Directory::merge_locked(const ::dht::InfoHash& key, cons
     return it->second;
 }
 
-// Answers (see Event in directory.hpp): the first valid record read gives the Resolved event at
-// once (the search goes on); a newer record later in the same search gives a Refined event; the
-// search's end gives NotFound if nothing valid was read, and counts an incomplete search.
 void Directory::add_sentinels(const DhtConfig& cfg) {
     // OpenDHT 2.4 keeps a finished search 62 minutes and, for every message the node handles,
     // walks the searches around the sender's id until it meets a *live* one that does not take
@@ -510,6 +507,9 @@ void Directory::add_sentinels(const DhtConfig& cfg) {
     }
 }
 
+// Answers (see Event in directory.hpp): the first valid record read gives the Resolved event at
+// once (the search goes on); a newer record later in the same search gives a Refined event; the
+// search's end gives NotFound if nothing valid was read, and counts an incomplete search.
 void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
                        const MacAddr& mac, uint64_t cookie) {
     auto lk = std::make_shared<Lookup>();
@@ -560,10 +560,11 @@ void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant
         ev.elapsed_us = elapsed();
         l.resolved = true;
         l.answered = std::move(held);
-        (ev.answer == Answer::Found       ? c.resolve_found
-         : ev.answer == Answer::Withdrawn ? c.resolve_withdrawn
-                                          : c.resolve_not_found)++;
+        auto& counter = ev.answer == Answer::Found       ? c.resolve_found
+                        : ev.answer == Answer::Withdrawn ? c.resolve_withdrawn
+                                                         : c.resolve_not_found;
         push(std::move(ev));
+        counter++;  // after the event is queued: whoever sees the count finds the event
     };
     runner_->get(
         key,

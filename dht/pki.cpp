@@ -11,12 +11,18 @@
 
 #include <ctime>
 #include <fstream>
+#include <memory>
+#include <type_traits>
 #include <iterator>
 #include <stdexcept>
 
 namespace lm::dir {
 
 namespace {
+
+// GnuTLS objects until an OpenDHT wrapper has taken them (its constructor may throw).
+using KeyOwner = std::unique_ptr<std::remove_pointer_t<gnutls_x509_privkey_t>, decltype(&gnutls_x509_privkey_deinit)>;
+using CertOwner = std::unique_ptr<std::remove_pointer_t<gnutls_x509_crt_t>, decltype(&gnutls_x509_crt_deinit)>;
 
 std::vector<uint8_t> read_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -59,13 +65,14 @@ std::shared_ptr<::dht::crypto::PrivateKey> generate_key(KeyType type) {
         return std::make_shared<::dht::crypto::PrivateKey>(::dht::crypto::PrivateKey::generate(type.rsa_bits));
     }
     // OpenDHT 2.4 generates RSA (and P-521) keys only; it wraps any GnuTLS key.
-    gnutls_x509_privkey_t k = nullptr;
-    if (gnutls_x509_privkey_init(&k) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a key");
-    if (int rc = gnutls_x509_privkey_generate(k, GNUTLS_PK_EDDSA_ED25519, 0, 0); rc != GNUTLS_E_SUCCESS) {
-        gnutls_x509_privkey_deinit(k);
+    gnutls_x509_privkey_t raw = nullptr;
+    if (gnutls_x509_privkey_init(&raw) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a key");
+    KeyOwner k(raw, gnutls_x509_privkey_deinit);
+    if (int rc = gnutls_x509_privkey_generate(k.get(), GNUTLS_PK_EDDSA_ED25519, 0, 0); rc != GNUTLS_E_SUCCESS)
         throw std::runtime_error(std::string("lm pki: Ed25519 key generation failed: ") + gnutls_strerror(rc));
-    }
-    return std::make_shared<::dht::crypto::PrivateKey>(k);  // takes ownership
+    auto key = std::make_shared<::dht::crypto::PrivateKey>(k.get());  // owns the key once constructed
+    k.release();
+    return key;
 }
 
 std::optional<KeyType> key_type_of(const ::dht::crypto::PrivateKey& key) {
@@ -91,9 +98,12 @@ std::shared_ptr<::dht::crypto::Certificate> make_certificate(const ::dht::crypto
                                                              int64_t validity_s) {
     if (name.empty()) throw std::invalid_argument("lm pki: a certificate needs a name");
     if (validity_s <= 0) throw std::invalid_argument("lm pki: validity must be positive");
-    gnutls_x509_crt_t crt = nullptr;
-    if (gnutls_x509_crt_init(&crt) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a certificate");
-    auto cert = std::make_shared<::dht::crypto::Certificate>(crt);  // owns crt from here
+    gnutls_x509_crt_t raw = nullptr;
+    if (gnutls_x509_crt_init(&raw) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a certificate");
+    CertOwner owner(raw, gnutls_x509_crt_deinit);
+    auto cert = std::make_shared<::dht::crypto::Certificate>(raw);  // owns the certificate from here
+    owner.release();
+    gnutls_x509_crt_t crt = raw;
     auto check = [](int rc, const char* what) {
         if (rc < 0) throw std::runtime_error(std::string("lm pki: ") + what + ": " + gnutls_strerror(rc));
     };
@@ -122,8 +132,12 @@ std::shared_ptr<::dht::crypto::Certificate> make_certificate(const ::dht::crypto
         issuer_key = ca->first.get();
         uint8_t akid[64];
         size_t akid_len = sizeof akid;
-        check(gnutls_x509_crt_get_subject_key_id(issuer_crt, akid, &akid_len, nullptr), "CA key id");
-        check(gnutls_x509_crt_set_authority_key_id(crt, akid, akid_len), "authority key id");
+        // The authority key id is optional: a CA made elsewhere may have no subject key id.
+        const int rc = gnutls_x509_crt_get_subject_key_id(issuer_crt, akid, &akid_len, nullptr);
+        if (rc != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+            check(rc, "CA key id");
+            check(gnutls_x509_crt_set_authority_key_id(crt, akid, akid_len), "authority key id");
+        }
         cert->issuer = ca->second;
     }
     unsigned bits = 0;

@@ -48,6 +48,8 @@
 //                            what earlier versions made); readers pick by the certificate's key
 //              "cert" : bin  X.509 certificate of the publishing AR (leaf only, DER; PEM from
 //                            earlier versions is accepted), issued by the operator's domain CA
+//              (routers before Ed25519 support verify RSA only: upgrade them all before issuing
+//              Ed25519 identities; docs/operations.md, lmctl pki)
 // ---- Record (msgpack map, MSGPACK_DEFINE_MAP key names) ---------------------------------------
 //   "v"      : uint   schema version (1)
 //   "mo"     : uint   64-bit MO identifier

@@ -23,6 +23,12 @@ uint64_t to_unix_ms(std::chrono::system_clock::time_point t) {
 // made, so records signed by RSA identities of earlier versions still verify. Anything else
 // (other curves, DSA, RSA below 2048 bits) is not an LM key: kUnsupported.
 constexpr gnutls_sign_algorithm_t kUnsupported = GNUTLS_SIGN_UNKNOWN;
+
+struct GnutlsBuffer {  // frees what GnuTLS allocated, also when copying it out throws
+    gnutls_datum_t d{};
+    ~GnutlsBuffer() { gnutls_free(d.data); }
+    Blob blob() const { return Blob(d.data, d.data + d.size); }
+};
 gnutls_sign_algorithm_t record_signature(int pk_algo, unsigned bits) {
     if (pk_algo == GNUTLS_PK_EDDSA_ED25519) return GNUTLS_SIGN_EDDSA_ED25519;
     if (pk_algo == GNUTLS_PK_RSA && bits >= 2048) return GNUTLS_SIGN_RSA_SHA512;
@@ -56,12 +62,10 @@ Blob leaf_certificate_der(const ::dht::crypto::Certificate& cert) {
     // The leaf alone, as DER. (Certificate::getPacked() is PEM plus the issuer chain: until
     // this version values carried the PEM text, ~35% bigger; readers still accept it.)
     if (!cert.cert) throw std::invalid_argument("lm dht: no certificate");
-    gnutls_datum_t out{};
-    if (int rc = gnutls_x509_crt_export2(cert.cert, GNUTLS_X509_FMT_DER, &out); rc != GNUTLS_E_SUCCESS)
+    GnutlsBuffer out;
+    if (int rc = gnutls_x509_crt_export2(cert.cert, GNUTLS_X509_FMT_DER, &out.d); rc != GNUTLS_E_SUCCESS)
         throw std::runtime_error(std::string("lm dht: cannot export the certificate: ") + gnutls_strerror(rc));
-    Blob der(out.data, out.data + out.size);
-    gnutls_free(out.data);
-    return der;
+    return out.blob();
 }
 
 // ---- Signer ---------------------------------------------------------------------------------
@@ -85,12 +89,11 @@ Envelope Signer::sign(Record r) const {
     e.rec = encode_record(r);
     const Blob in = signing_input(e.rec);
     const gnutls_datum_t dat{const_cast<uint8_t*>(in.data()), unsigned(in.size())};
-    gnutls_datum_t sig{};
-    if (int rc = gnutls_privkey_sign_data2(id_.first->key, gnutls_sign_algorithm_t(algo_), 0, &dat, &sig);
+    GnutlsBuffer sig;
+    if (int rc = gnutls_privkey_sign_data2(id_.first->key, gnutls_sign_algorithm_t(algo_), 0, &dat, &sig.d);
         rc != GNUTLS_E_SUCCESS)
         throw std::runtime_error(std::string("lm dht: signing failed: ") + gnutls_strerror(rc));
-    e.sig.assign(sig.data, sig.data + sig.size);
-    gnutls_free(sig.data);
+    e.sig = sig.blob();
     e.cert = cert_der_;
     return e;
 }

@@ -133,6 +133,10 @@ try:
     rc2, out2 = x509(ca_crt, "-subject", "-text")
     check("pki init --force replaces the CA (--key-type rsa2048)", rc == 0 and "New CA" in out2
           and "Public-Key: (2048 bit)" in out2, out + err + out2)
+    rc, out, err = lmctl("pki", "issue", "--dir", pki, "--name", "ar5")
+    rc2, out2 = x509(os.path.join(pki, "ar5.crt"), "-text") if rc == 0 else (1, "")
+    check("pki issue without --key-type under an RSA CA: an RSA AR (routers before Ed25519 can read it)",
+          rc == 0 and "(rsa2048)" in out and "Public-Key: (2048 bit)" in out2, out + err + out2)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -242,8 +242,8 @@ TEST_CASE("the event fd is readable exactly while answers are queued", "[dht][ne
     const auto nf0 = c[reader].counters().resolve_not_found;
     c[reader].resolve(42, ip("192.0.2.78"), 0xE7E8);
     c[reader].resolve(42, ip("192.0.2.79"), 0xE7E9);
+    // The counter is raised after the event is queued: both events are there once it shows 2.
     REQUIRE(eventually([&] { return c[reader].counters().resolve_not_found >= nf0 + 2; }, kWait, 1ms));
-    std::this_thread::sleep_for(10ms);  // the counter is raised just before the event is queued
     size_t n = 0;
     auto count = [&](Event&& ev) { n += ev.cookie == 0xE7E8 || ev.cookie == 0xE7E9; };
     c[reader].poll(count, 1);
