@@ -120,7 +120,6 @@ void Directory::start(const DhtConfig& cfg) {
     runner_ = std::make_unique<::dht::DhtRunner>();
     runner_->run(rc, ::dht::DhtRunner::Context{});
     register_value_type(*runner_, verifier_, store_refused_);
-    add_sentinels(cfg);
     for (const auto& b : cfg.bootstrap) {
         auto [host, port] = split_host_port(b);
         runner_->bootstrap(host, port);
@@ -496,8 +495,7 @@ void Directory::add_sentinels(const DhtConfig& cfg) {
     // 160-bit space (first byte i * 256 / n, the rest random so that routers do not all load the
     // same storage nodes) are live searches that cut every walk to the finished searches between
     // two of them. They filter every value out and cost a listen refresh to 4 nodes per sentinel
-    // every ~30 s. They also took the idle CPU of lm-bench resolve's 33-node DHT from 0.17 to
-    // 0.05 CPUs (every node walks its own finished searches: bootstrap, refreshes, probes).
+    // every ~30 s; only a directory that looks things up sets them.
     const unsigned n = cfg.search_sentinels;
     for (unsigned i = 0; i < n; ++i) {
         auto key = ::dht::InfoHash::getRandom();
@@ -522,6 +520,12 @@ void Directory::lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant
     lk->ev.mac = mac;
     lk->start = Clock::now();
     ctr_->resolves.fetch_add(1, std::memory_order_relaxed);
+    // Not at start: a search made before the node knows anyone expires at once, and OpenDHT then
+    // declares the connectivity changed (Dht::searchStep) -- 16 of those while bootstrapping.
+    if (!sentinels_added_ && cfg_.search_sentinels && known_nodes() > 0) {
+        sentinels_added_ = true;
+        add_sentinels(cfg_);
+    }
     // Pushes Resolved (first answer) or Refined (the held record became newer than the last
     // answer) for what is held now. Caller holds lk->mu. final_ok: set at the search's end.
     auto answer = [this](Lookup& l, bool at_end, bool search_ok) {

@@ -243,7 +243,7 @@ private:
     struct Lookup;
 
     void start(const DhtConfig& cfg);
-    void add_sentinels(const DhtConfig& cfg);  // from start()
+    void add_sentinels(const DhtConfig& cfg);  // at the first lookup once the node knows others
     void lookup(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid, const MacAddr& mac,
                 uint64_t cookie);
     uint64_t watch_key(const ::dht::InfoHash& key, KeyKind kind, TenantId tenant, const IpAddr& eid,
@@ -297,6 +297,7 @@ private:
 
     std::unique_ptr<::dht::DhtRunner> runner_;
     std::atomic<bool> stopped_{false};
+    bool sentinels_added_ = false;  // owner thread only (lookups)
 };
 
 }  // namespace lm::dir
