@@ -33,7 +33,6 @@
 #include <rte_udp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -464,9 +463,7 @@ int handover_bench(const HoOptions& o) {
     std::vector<pollfd> dir_fds;
     for (const auto& a : ars) dir_fds.push_back(pollfd{a->dir->event_fd(), POLLIN, 0});
     auto sleep_round = [&] {
-        if (!o.poll_us) return;
-        const timespec ts{time_t(o.poll_us / 1'000'000), long(o.poll_us % 1'000'000) * 1000};
-        ppoll(dir_fds.data(), dir_fds.size(), &ts, nullptr);
+        if (o.poll_us) ControlPlane::wait_readable(dir_fds, std::chrono::microseconds(o.poll_us));
     };
     // One control round: every AR polls its control plane and applies its updates; then the
     // packets they sent are delivered. check(j) after AR j's round; returns how long it took.

@@ -1,7 +1,5 @@
 #include "controlplane/control_plane.hpp"
 
-#include <poll.h>
-
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 
@@ -753,8 +751,12 @@ void ControlPlane::idle_wait(std::chrono::microseconds max) const {
         return;
     }
     pollfd pfd{dir_->event_fd(), POLLIN, 0};
+    wait_readable({&pfd, 1}, max);
+}
+
+void ControlPlane::wait_readable(std::span<pollfd> fds, std::chrono::microseconds max) {
     const timespec ts{time_t(max.count() / 1'000'000), long(max.count() % 1'000'000) * 1000};
-    ppoll(&pfd, 1, &ts, nullptr);
+    ppoll(fds.data(), fds.size(), &ts, nullptr);
 }
 
 void ControlPlane::shutdown() {

@@ -4,6 +4,7 @@
 // It talks to workers only through rings (common/ring_msg.hpp); it never reads their tables.
 #pragma once
 
+#include <poll.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
@@ -83,6 +84,9 @@ public:
     void run(const std::atomic<bool>& stop);    // poll until stop
     // The loop's idle back-off: returns after `max`, or earlier when the directory has events.
     void idle_wait(std::chrono::microseconds max) const;
+    // Returns after `max`, or earlier when one of `fds` is readable (idle_wait for one directory;
+    // lm-bench handover for the directories of all the control planes it drives).
+    static void wait_readable(std::span<pollfd> fds, std::chrono::microseconds max);
     // After run(): wakes every operator request still waiting and refuses new ones.
     void shutdown();
     void drain();                               // free any queued mbufs (shutdown)
