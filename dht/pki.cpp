@@ -5,16 +5,15 @@
 #include <unistd.h>
 
 #include <gnutls/abstract.h>
-#include <gnutls/x509.h>
-
 #include <gnutls/crypto.h>
+#include <gnutls/x509.h>
 
 #include <ctime>
 #include <fstream>
-#include <memory>
-#include <type_traits>
 #include <iterator>
+#include <memory>
 #include <stdexcept>
+#include <type_traits>
 
 namespace lm::dir {
 
@@ -98,12 +97,11 @@ std::shared_ptr<::dht::crypto::Certificate> make_certificate(const ::dht::crypto
                                                              int64_t validity_s) {
     if (name.empty()) throw std::invalid_argument("lm pki: a certificate needs a name");
     if (validity_s <= 0) throw std::invalid_argument("lm pki: validity must be positive");
-    gnutls_x509_crt_t raw = nullptr;
-    if (gnutls_x509_crt_init(&raw) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a certificate");
-    CertOwner owner(raw, gnutls_x509_crt_deinit);
-    auto cert = std::make_shared<::dht::crypto::Certificate>(raw);  // owns the certificate from here
+    gnutls_x509_crt_t crt = nullptr;
+    if (gnutls_x509_crt_init(&crt) != GNUTLS_E_SUCCESS) throw std::runtime_error("lm pki: cannot allocate a certificate");
+    CertOwner owner(crt, gnutls_x509_crt_deinit);
+    auto cert = std::make_shared<::dht::crypto::Certificate>(crt);  // owns the certificate from here
     owner.release();
-    gnutls_x509_crt_t crt = raw;
     auto check = [](int rc, const char* what) {
         if (rc < 0) throw std::runtime_error(std::string("lm pki: ") + what + ": " + gnutls_strerror(rc));
     };
@@ -140,9 +138,8 @@ std::shared_ptr<::dht::crypto::Certificate> make_certificate(const ::dht::crypto
         }
         cert->issuer = ca->second;
     }
-    unsigned bits = 0;
-    const int issuer_pk = gnutls_privkey_get_pk_algorithm(issuer_key->key, &bits);
-    const auto dig = issuer_pk == GNUTLS_PK_EDDSA_ED25519 ? GNUTLS_DIG_SHA512 : GNUTLS_DIG_SHA256;
+    const auto issuer_type = key_type_of(*issuer_key);
+    const auto dig = issuer_type && issuer_type->algo == KeyType::Algo::Ed25519 ? GNUTLS_DIG_SHA512 : GNUTLS_DIG_SHA256;
     check(gnutls_x509_crt_privkey_sign(crt, issuer_crt, issuer_key->key, dig, 0), "signing");
     return cert;
 }
