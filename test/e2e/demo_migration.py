@@ -576,7 +576,7 @@ def main() -> int:
                 except Exception as e:  # noqa: BLE001 - next run, on a new test bed
                     problems.append(f"v{fam}-d{d:g}: {type(e).__name__}: {e}")
                     for ar, r in tb.routers.items():
-                        print(f"{ar} log tail:\n    " + "\n    ".join(r.stderr().splitlines()[-15:]))
+                        print(f"{ar} log tail:\n    {r.tail(15)}")
                     beds.close()
                     continue
                 report(res)

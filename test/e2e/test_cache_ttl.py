@@ -89,7 +89,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001 - report and clean up
         res.error("test bed / traffic", e)
         for ar, r in tb.routers.items():
-            T.log(f"{ar} log tail:\n    " + "\n    ".join(r.stderr().splitlines()[-20:]))
+            T.log(f"{ar} log tail:\n    {r.tail(20)}")
     finally:
         tb.down_checked(res, "clean-up left nothing behind")
     return res.finish()

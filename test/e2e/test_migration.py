@@ -99,7 +99,7 @@ def main() -> int:
                         res.error(f"{tag}: run", e)
                         if beds.tb:
                             for ar, rt in beds.tb.routers.items():
-                                T.log(f"{ar} log tail:\n    " + "\n    ".join(rt.stderr().splitlines()[-15:]))
+                                T.log(f"{ar} log tail:\n    {rt.tail(15)}")
                         beds.close()
                         continue
                     j = r["json"]

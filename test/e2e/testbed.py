@@ -462,6 +462,10 @@ class Proc:
         with open(self.err_path) as f:
             return f.read()
 
+    def tail(self, lines: int) -> str:
+        """The last `lines` lines of stderr, indented for a log message."""
+        return "\n    ".join(self.stderr().splitlines()[-lines:])
+
 
 class Router(Proc):
     def __init__(self, tb: "Testbed", site: Site, argv: list[str], file_prefix: str, config_path: str):
@@ -1006,9 +1010,8 @@ class Testbed:
                 if r.final_counters is not None:
                     self.final_counters[ar] = r.final_counters
                 if rc != 0 or r.final_counters is None or not was_alive:
-                    tail = "\n    ".join(r.stderr().splitlines()[-15:])
                     log(f"{ar}: {'died before the end of the test, ' if not was_alive else ''}exit status {rc}, "
-                        f"{'no ' if r.final_counters is None else ''}final counters; last log lines:\n    {tail}")
+                        f"{'no ' if r.final_counters is None else ''}final counters; last log lines:\n    {r.tail(15)}")
                 vlog(f"{ar} exited with {rc}")
         return self.final_counters
 

@@ -945,7 +945,7 @@ def main() -> int:
             for vm in vms.live:
                 say(f"--- {vm.name} console (tail) ---\n{vm.console()[-800:]}\n--- QEMU log ---\n{vm.qemu_log()[-600:]}")
         for ar, r in tb.routers.items():
-            say(f"{ar} log tail:\n    " + "\n    ".join(r.stderr().splitlines()[-12:]))
+            say(f"{ar} log tail:\n    {r.tail(12)}")
     finally:
         if a.hold > 0:
             say(f"holding {a.hold:g} s: namespaces {tb.prefix}*, telemetry prefixes {tb.prefix}arN, tmp {tb.tmp}")

@@ -663,22 +663,6 @@ class VM:
                         pass
         return n
 
-    def set_thread_fifo(self, prefix: str, prio: int) -> int:
-        """SCHED_FIFO at `prio` (0: back to SCHED_OTHER) for the QEMU threads named prefix*."""
-        n = 0
-        for name, tids in self.threads().items():
-            if name.startswith(prefix):
-                for tid in tids:
-                    try:
-                        if prio > 0:
-                            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
-                        else:
-                            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                        n += 1
-                    except OSError:
-                        pass
-        return n
-
     def cpu_seconds(self) -> float:
         """user + system CPU time of the QEMU process so far."""
         if not self.proc:
