@@ -1105,13 +1105,7 @@ class PingStream:
         if on_start:
             on_start()
         while not self._stop.is_set() and (duration is None or time.monotonic() - t_start < duration):
-            while True:
-                left = due - time.monotonic()
-                if left <= 0:
-                    break
-                r, _, _ = select.select(list(socks), [], [], left)
-                for fd in r:
-                    self._drain(socks[fd])
+            self._drain_until(socks, due)
             now = time.monotonic()
             late = now - due
             for fam, d in self.fams.items():
@@ -1127,11 +1121,14 @@ class PingStream:
             due += self.interval
             if now - due > self.interval:   # more than one interval behind: no catch-up burst
                 due = now + self.interval
-        end = time.monotonic() + linger
+        self._drain_until(socks, time.monotonic() + linger)
+
+    def _drain_until(self, socks: dict, deadline: float) -> None:
+        """Reads replies on `socks` (fd -> family) until the monotonic `deadline`."""
         while True:
-            left = end - time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
-                break
+                return
             r, _, _ = select.select(list(socks), [], [], left)
             for fd in r:
                 self._drain(socks[fd])
